@@ -1,0 +1,8 @@
+"""Connector interfaces, as in ``pyflink.datastream.connectors``; implementations live in
+:mod:`fraudstream.connectors`."""
+
+from __future__ import annotations
+
+from fraudstream.connectors.base import Sink, Source
+
+__all__ = ["Sink", "Source"]

@@ -1,0 +1,146 @@
+"""Checkpoint storage: atomically published, checksummed snapshots in a directory.
+
+Layout: ``DIR/chk-<id>/`` holds ``state.bin`` (the pickled snapshot) and ``_metadata``
+(JSON with the SHA-256 and size of ``state.bin``). A checkpoint is written to a
+temporary directory and renamed into place only when complete, so a crash leaves
+either a whole checkpoint or none; a checkpoint whose data does not match its
+checksum is skipped with a warning, falling back to the previous complete one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fraudstream.exceptions import CheckpointError
+
+__all__ = ["CheckpointStorage", "LoadedCheckpoint"]
+
+_STATE = "state.bin"
+_META = "_metadata"
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A checkpoint read back from storage."""
+
+    checkpoint_id: int
+    path: Path
+    payload: dict[str, Any]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointStorage:
+    """Checkpoints and savepoints in a local directory (the last ``retained`` kept)."""
+
+    def __init__(self, directory: str | os.PathLike[str], retained: int = 3) -> None:
+        self.directory = Path(directory)
+        self.retained = retained
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _complete_ids(self) -> list[int]:
+        ids = []
+        for entry in self.directory.glob("chk-*"):
+            suffix = entry.name[4:]
+            if suffix.isdigit() and (entry / _META).exists():
+                ids.append(int(suffix))
+        return sorted(ids)
+
+    def next_id(self) -> int:
+        """One more than the newest checkpoint's id."""
+        ids = self._complete_ids()
+        return (ids[-1] + 1) if ids else 1
+
+    def write(self, checkpoint_id: int, payload: dict[str, Any], savepoint: bool = False) -> Path:
+        """Write and atomically publish a checkpoint; returns its directory."""
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        name = f"{'savepoint' if savepoint else 'chk'}-{checkpoint_id}"
+        final = self.directory / name
+        temporary = self.directory / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        with open(temporary / _STATE, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        meta = {
+            "checkpoint_id": checkpoint_id,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "created_ms": int(time.time() * 1000),
+            "savepoint": savepoint,
+        }
+        with open(temporary / _META, "w", encoding="utf-8") as handle:
+            json.dump(meta, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(temporary)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(temporary, final)
+        _fsync_dir(self.directory)
+        if not savepoint:
+            self._prune()
+        return final
+
+    def _prune(self) -> None:
+        ids = self._complete_ids()
+        for old in ids[: max(0, len(ids) - self.retained)]:
+            shutil.rmtree(self.directory / f"chk-{old}", ignore_errors=True)
+        for leftover in self.directory.glob(".tmp-chk-*"):
+            if not leftover.name.endswith(f"-{os.getpid()}"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> LoadedCheckpoint:
+        """Read and verify one checkpoint directory."""
+        where = Path(path)
+        try:
+            meta = json.loads((where / _META).read_text(encoding="utf-8"))
+            data = (where / _STATE).read_bytes()
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {str(where)!r} is unreadable: {exc}") from exc
+        if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            raise CheckpointError(f"checkpoint {str(where)!r} is corrupted: checksum mismatch")
+        try:
+            payload = pickle.loads(data)
+        except Exception as exc:
+            raise CheckpointError(f"checkpoint {str(where)!r} cannot be decoded: {exc}") from exc
+        return LoadedCheckpoint(int(meta["checkpoint_id"]), where, payload)
+
+    def latest(self) -> LoadedCheckpoint | None:
+        """The newest checkpoint that verifies; older ones are tried when newer are damaged."""
+        for checkpoint_id in reversed(self._complete_ids()):
+            path = self.directory / f"chk-{checkpoint_id}"
+            try:
+                return self.load(path)
+            except CheckpointError as exc:
+                warnings.warn(f"{exc}; falling back to an older checkpoint", RuntimeWarning, stacklevel=2)
+        return None
+
+    def resolve(self, spec: str) -> LoadedCheckpoint:
+        """``latest`` or a checkpoint/savepoint directory path."""
+        if spec == "latest":
+            found = self.latest()
+            if found is None:
+                raise CheckpointError(f"no complete checkpoint in {str(self.directory)!r}")
+            return found
+        return self.load(spec)

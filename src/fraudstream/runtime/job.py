@@ -1,0 +1,345 @@
+"""Running a job: compile the graph for every parallel instance, then drive the executor.
+
+With parallelism 1 every operator has one instance and batches cross the job through
+direct calls. With parallelism ``p`` each operator has ``p`` instances (sources
+limited to fewer, e.g. a collection, have the rest end at once); edges that
+partition (key_by, broadcast, rebalance) go through :class:`ExchangeOutput`, which
+hands each instance the records of its key groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fraudstream.exceptions import CheckpointError, ConfigurationError
+from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint
+from fraudstream.runtime.clock import Clock
+from fraudstream.runtime.exchange import ExchangeOutput
+from fraudstream.runtime.executor import LocalExecutor
+from fraudstream.runtime.graph import Transformation
+from fraudstream.runtime.operators.base import Channel, Operator, TaskInfo
+from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
+from fraudstream.runtime.operators.sources import SourceOperator
+from fraudstream.runtime.plan import JobPlan, reachable, resolve_edges
+
+__all__ = ["JobRunner"]
+
+log = logging.getLogger("fraudstream.job")
+
+
+class JobRunner:
+    """Compiles and runs one job."""
+
+    def __init__(
+        self,
+        nodes: list[Transformation],
+        *,
+        name: str,
+        parallelism: int,
+        max_parallelism: int,
+        clock: Clock,
+        batch_size: int,
+        checkpoint_interval_ms: int,
+        checkpoint_config: Any,
+        state_backend: str,
+        job_parameters: dict[str, str],
+        restore_from: str | None,
+    ) -> None:
+        self.nodes = reachable(nodes)
+        self.name = name
+        self.job_id = uuid.uuid4().hex
+        self.parallelism = parallelism
+        self.max_parallelism = max_parallelism
+        if parallelism > max_parallelism:
+            raise ConfigurationError(
+                f"parallelism {parallelism} exceeds max parallelism {max_parallelism}"
+            )
+        self.clock = clock
+        self.batch_size = batch_size
+        self.checkpoint_interval_ms = checkpoint_interval_ms
+        self.checkpoint_config = checkpoint_config
+        self.state_backend = state_backend
+        self.job_parameters = job_parameters
+        self.restore_from = restore_from
+        self.cancelled = False
+        self.executor: LocalExecutor | None = None
+        self.plan: JobPlan | None = None
+        self.coordinator: CheckpointCoordinator | None = None
+
+    # -- compiling -----------------------------------------------------------------------------
+    def instances(self, node: Transformation) -> int:
+        """How many parallel instances ``node`` has."""
+        count = node.parallelism or self.parallelism
+        if node.max_parallelism is not None:
+            count = min(count, node.max_parallelism)
+        return max(1, min(count, self.parallelism))
+
+    def compile(self) -> JobPlan:
+        """Every instance of every operator, wired."""
+        state_dir = None
+        if self.state_backend == "rocksdb":
+            base = self.checkpoint_config.storage_dir or ".fraudstream-state"
+            state_dir = str(Path(base) / "rocksdb" / self.job_id)
+        instances: dict[int, list[Operator]] = {}
+        operators: list[Operator] = []
+        sources: list[SourceOperator] = []
+        for node in self.nodes:
+            if not node.is_physical:
+                continue
+            assert node.factory is not None
+            count = self.instances(node)
+            uid = node.uid or f"{node.name}-{node.id}"
+            made = []
+            for index in range(count):
+                operator = node.factory(node.name, uid)
+                operator.task = TaskInfo(
+                    subtask_index=index,
+                    parallelism=count,
+                    max_parallelism=self.max_parallelism,
+                    clock_ms=self.clock.now_ms,
+                    job_parameters=self.job_parameters,
+                    state_backend=self.state_backend,
+                    state_dir=state_dir,
+                )
+                made.append(operator)
+                operators.append(operator)
+                if isinstance(operator, SourceOperator):
+                    sources.append(operator)
+            instances[node.id] = made
+        if not sources:
+            raise ConfigurationError(
+                "the job has no source: create a stream with from_collection or from_source"
+            )
+        self._check_uids()
+        edges = resolve_edges(self.nodes)
+        for edge in edges:
+            ups = instances[edge.upstream.id]
+            downs = instances[edge.downstream.id]
+            partitioning = edge.partitioning
+            if partitioning == "forward" and len(ups) != len(downs):
+                partitioning = "rebalance"  # as Flink does when parallelism changes
+            for up_index, upstream in enumerate(ups):
+                if partitioning == "forward" or len(downs) == 1 and partitioning != "broadcast":
+                    target = downs[up_index] if partitioning == "forward" else downs[0]
+                    channel: Any = Channel(target, edge.input_no, target.add_input_channel())
+                else:
+                    channels = [Channel(d, edge.input_no, d.add_input_channel()) for d in downs]
+                    channel = ExchangeOutput(
+                        channels, partitioning, edge.key_selector, self.max_parallelism, up_index
+                    )
+                if edge.side_tag is None:
+                    upstream.out.main.append(channel)
+                else:
+                    upstream.out.side.setdefault(edge.side_tag, []).append(channel)
+        for operator in operators:
+            operator.setup(operator.task)
+        by_id = {node_id: ops[0] for node_id, ops in instances.items()}
+        self._instances = instances
+        return JobPlan(operators, sources, by_id, edges)
+
+    def _check_uids(self) -> None:
+        seen: dict[str, str] = {}
+        for node in self.nodes:
+            if node.is_physical and node.uid is not None:
+                if node.uid in seen:
+                    raise ConfigurationError(
+                        f"uid {node.uid!r} is used by two operators ({seen[node.uid]!r} and "
+                        f"{node.name!r}); uids must be unique within a job"
+                    )
+                seen[node.uid] = node.name
+
+    # -- running -------------------------------------------------------------------------------
+    def _prepare(self) -> LocalExecutor:
+        plan = self.compile()
+        self.plan = plan
+        storage = None
+        if self.checkpoint_config.storage_dir:
+            storage = CheckpointStorage(
+                self.checkpoint_config.storage_dir, self.checkpoint_config.retained
+            )
+        if self.restore_from:
+            if storage is None and self.restore_from == "latest":
+                raise CheckpointError("restoring from 'latest' needs a checkpoint directory")
+            loaded = (
+                storage.resolve(self.restore_from)
+                if storage is not None
+                else CheckpointStorage.load(self.restore_from)
+            )
+            self._restore(loaded)
+        if self.checkpoint_interval_ms > 0 or storage is not None:
+            self.coordinator = CheckpointCoordinator(
+                storage, self.checkpoint_interval_ms, self.clock.now_ms(), self
+            )
+        self.executor = LocalExecutor(plan, self.clock, self.batch_size, self.coordinator)
+        return self.executor
+
+    def _restore(self, loaded: LoadedCheckpoint) -> None:
+        states: dict[str, list[Any]] = loaded.payload["operators"]
+        old_parallelism = loaded.payload.get("parallelism", 1)
+        known = set()
+        for node_id, ops in self._instances.items():
+            uid = ops[0].uid
+            known.add(uid)
+            saved = states.get(uid)
+            if saved is None:
+                if any(op.snapshot_state is not Operator.snapshot_state for op in ops):
+                    log.warning("operator %r has no state in the checkpoint; it starts empty", uid)
+                continue
+            for op in ops:
+                if isinstance(op, SourceOperator):
+                    if len(saved) != len(ops) and any(s is not None for s in saved[len(ops):]):
+                        raise CheckpointError(
+                            f"source {uid!r} was checkpointed with {old_parallelism} readers and "
+                            f"cannot be restored with {len(ops)}; restore with parallelism "
+                            f"{old_parallelism}"
+                        )
+                    index = op.task.subtask_index
+                    op.restore_state(saved[index] if index < len(saved) else None)
+                else:
+                    present = [s for s in saved if s is not None]
+                    if present:
+                        op.restore_state(present)
+        missing = sorted(set(states) - known)
+        if missing:
+            raise CheckpointError(
+                f"the checkpoint has state for operator(s) {missing} that this job does not "
+                "have; give operators the same uid(...) as when the checkpoint was taken"
+            )
+
+    def run(self) -> None:
+        """Run to the end."""
+        executor = self._prepare()
+        if self.cancelled:
+            executor.cancelled = True
+        executor.run()
+
+    def start_stepwise(self) -> None:
+        """Open the job to be driven round by round (``execute_and_collect``)."""
+        executor = self._prepare()
+        executor.open()
+        self._stepping = True
+
+    def step(self) -> bool:
+        """One round; ``False`` when the job has ended (the job is then closed)."""
+        assert self.executor is not None
+        if not self._stepping:
+            return False
+        try:
+            more = self.executor.step()
+        except BaseException:
+            self.stop_stepwise()
+            raise
+        if not more:
+            self.stop_stepwise()
+        return more
+
+    def stop_stepwise(self) -> None:
+        """Close a stepwise job."""
+        if getattr(self, "_stepping", False):
+            self._stepping = False
+            assert self.executor is not None
+            self.executor.close()
+
+    def cancel(self) -> None:
+        """Stop after the current round."""
+        self.cancelled = True
+        if self.executor is not None:
+            self.executor.cancelled = True
+
+    def savepoint_and_stop(self) -> None:
+        """Take a savepoint at the next round, then stop."""
+        if self.coordinator is None:
+            raise CheckpointError("savepoints need a checkpoint directory")
+        self.coordinator.savepoint_requested = True
+        self.coordinator.stop_after_savepoint = True
+
+    def counters(self) -> dict[str, int]:
+        """Records read per source and written per sink."""
+        out: dict[str, int] = {}
+        if self.plan is None:
+            return out
+        for op in self.plan.operators:
+            if isinstance(op, SourceOperator):
+                out[f"{op.uid}.records_out"] = out.get(f"{op.uid}.records_out", 0) + op.records_out
+                out[f"{op.uid}.dead_letters"] = out.get(f"{op.uid}.dead_letters", 0) + op.dead_letters
+            elif isinstance(op, ConnectorSinkOperator):
+                out[f"{op.uid}.records_in"] = out.get(f"{op.uid}.records_in", 0) + op.records_in
+        return out
+
+
+class CheckpointCoordinator:
+    """Takes checkpoints between executor rounds, when nothing is in flight.
+
+    Steps of checkpoint ``n``:
+
+    1. every connector sink seals what it wrote (``prepare_commit(n)``): phase one;
+    2. every operator instance snapshots its state (source positions, keyed state,
+       timers, broadcast state, sealed committables);
+    3. the snapshot is written and atomically published;
+    4. sinks commit what checkpoint ``n`` sealed; sources hear it is complete.
+    """
+
+    def __init__(
+        self, storage: CheckpointStorage | None, interval_ms: int, now_ms: int, runner: JobRunner
+    ) -> None:
+        self.storage = storage
+        self.interval_ms = interval_ms
+        self.next_due = now_ms + interval_ms if interval_ms > 0 else None
+        self.runner = runner
+        self.next_id = storage.next_id() if storage is not None else 1
+        self.savepoint_requested = False
+        self.stop_after_savepoint = False
+        self.last_completed_ms: int | None = None
+        self.last_duration_ms = 0
+        self.last_size = 0
+        self.completed = 0
+
+    def maybe_checkpoint(self, plan: JobPlan, now_ms: int) -> None:
+        """Checkpoint when due (or a savepoint when asked)."""
+        if self.savepoint_requested:
+            self.savepoint_requested = False
+            self.checkpoint(plan, now_ms, savepoint=True)
+            if self.stop_after_savepoint:
+                self.runner.cancel()
+            return
+        if self.next_due is not None and now_ms >= self.next_due:
+            self.checkpoint(plan, now_ms)
+            self.next_due = now_ms + self.interval_ms
+
+    def checkpoint(self, plan: JobPlan, now_ms: int, savepoint: bool = False) -> Path | None:
+        """Take checkpoint (or savepoint) number ``next_id``."""
+        import time
+
+        started = time.monotonic()
+        checkpoint_id = self.next_id
+        self.next_id += 1
+        for operator in plan.operators:
+            if isinstance(operator, ConnectorSinkOperator) and not operator.finished:
+                operator.prepare_checkpoint(checkpoint_id)
+        states: dict[str, list[Any]] = {}
+        for operator in plan.operators:
+            states.setdefault(operator.uid, []).append(operator.snapshot_state())
+        path = None
+        if self.storage is not None:
+            payload = {
+                "checkpoint_id": checkpoint_id,
+                "parallelism": self.runner.parallelism,
+                "max_parallelism": self.runner.max_parallelism,
+                "operators": states,
+            }
+            path = self.storage.write(checkpoint_id, payload, savepoint)
+            self.last_size = sum(f.stat().st_size for f in path.iterdir())
+        for operator in plan.operators:
+            notify = getattr(operator, "notify_checkpoint_complete", None)
+            if notify is not None and not (isinstance(operator, ConnectorSinkOperator) and operator.finished):
+                notify(checkpoint_id)
+        self.completed += 1
+        self.last_completed_ms = now_ms
+        self.last_duration_ms = int((time.monotonic() - started) * 1000)
+        return path
+
+    def on_finished(self, plan: JobPlan) -> None:
+        """Nothing more to checkpoint: sinks committed at end of input."""

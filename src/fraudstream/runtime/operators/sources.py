@@ -1,0 +1,284 @@
+"""Source operators (pulled by the executor) and the timestamps-and-watermarks operator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fraudstream.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
+from fraudstream.connectors.base import DeadLetter, ReaderContext, Source, SourceReader
+from fraudstream.exceptions import JobFailedError
+from fraudstream.runtime.operators.base import Operator, Timestamps
+from fraudstream.runtime.watermarks import MAX_WATERMARK, MIN_WATERMARK
+
+__all__ = ["DEAD_LETTER_TAG_ID", "SourceOperator", "TimestampsAndWatermarksOperator", "WatermarkGenerator"]
+
+#: Side output of every source carrying records that failed to parse or validate.
+DEAD_LETTER_TAG_ID = "fraudstream-dead-letters"
+
+
+class WatermarkGenerator:
+    """Flink's bounded-out-of-orderness generator, plus idleness, driven per batch."""
+
+    __slots__ = ("_assigner", "_bound", "_idle_timeout", "idle", "last_activity", "max_ts")
+
+    def __init__(self, strategy: WatermarkStrategy) -> None:
+        self._bound = strategy.out_of_orderness_ms
+        self._assigner: TimestampAssigner | None = strategy.timestamp_assigner
+        self._idle_timeout = strategy.idle_timeout_ms
+        self.max_ts = MIN_WATERMARK if self._bound is None else MIN_WATERMARK + self._bound + 1
+        self.idle = False
+        self.last_activity = 0
+
+    def stamp(self, values: list[Any], timestamps: Timestamps) -> Timestamps:
+        """Event times of a batch: the assigner's, else the records' own."""
+        assigner = self._assigner
+        if assigner is None:
+            return timestamps
+        extract = assigner.extract_timestamp
+        if timestamps is None:
+            return [extract(v, MIN_WATERMARK) for v in values]
+        return [extract(v, MIN_WATERMARK if t is None else t) for v, t in zip(values, timestamps)]
+
+    def observe(self, timestamps: Timestamps) -> int | None:
+        """Take a batch's timestamps into account; the new watermark if it advanced."""
+        if self._bound is None or not timestamps:
+            return None
+        present = [t for t in timestamps if t is not None]
+        if not present:
+            return None
+        before = self.max_ts
+        self.max_ts = max(before, max(present))
+        if self.max_ts == before:
+            return None
+        return self.max_ts - self._bound - 1
+
+    def current(self) -> int:
+        """The watermark so far."""
+        if self._bound is None:
+            return MIN_WATERMARK
+        return self.max_ts - self._bound - 1
+
+    def check_idle(self, now: int) -> bool:
+        """Whether the stream just became idle (no records for the idle timeout)."""
+        if self._idle_timeout is None or self.idle:
+            return False
+        if now - self.last_activity >= self._idle_timeout:
+            self.idle = True
+            return True
+        return False
+
+    def next_idle_check(self) -> int | None:
+        """When idleness could next begin."""
+        if self._idle_timeout is None or self.idle:
+            return None
+        return self.last_activity + self._idle_timeout
+
+    def snapshot(self) -> int:
+        """The largest timestamp seen."""
+        return self.max_ts
+
+    def restore(self, max_ts: int) -> None:
+        """Continue from a snapshot."""
+        self.max_ts = max_ts
+
+
+class SourceOperator(Operator):
+    """Reads a :class:`Source`; the executor calls :meth:`poll` round-robin."""
+
+    num_inputs = 0
+
+    def __init__(
+        self, name: str, uid: str | None, source: Source[Any], strategy: WatermarkStrategy | None
+    ) -> None:
+        super().__init__(name, uid)
+        self.source = source
+        self.generator = WatermarkGenerator(strategy) if strategy is not None else None
+        self.reader: SourceReader[Any] | None = None
+        self._restored: Any = None
+        self._dead: list[DeadLetter] = []
+        self.records_out = 0
+        self.dead_letters = 0
+        self.ended = False
+
+    def open(self) -> None:
+        """Create and open this instance's reader, and restore its position."""
+        task = self.task
+        limit = self.source.max_parallelism
+        if limit is not None and task.subtask_index >= limit:
+            self.reader = None  # this source is read by fewer instances; this one ends at once
+            return
+        self.reader = self.source.create_reader(task.subtask_index, task.parallelism)
+        context = ReaderContext(
+            subtask_index=task.subtask_index,
+            parallelism=task.parallelism,
+            dead_letter=self._dead.append,
+            clock_ms=task.clock_ms,
+        )
+        try:
+            self.reader.open(context)
+            if self._restored is not None:
+                self.reader.restore_position(self._restored["position"])
+                if self.generator is not None:
+                    self.generator.restore(self._restored["max_ts"])
+        except Exception as exc:
+            raise JobFailedError(f"source {self.name!r} failed to open: {exc}", self.name) from exc
+        if self.generator is not None:
+            self.generator.last_activity = task.clock_ms()
+
+    def poll(self, max_records: int) -> int:
+        """Read and emit one batch; the number of records, or -1 once the source ended."""
+        if self.ended:
+            return -1
+        reader = self.reader
+        if reader is None:
+            self._end()
+            return -1
+        try:
+            batch = reader.poll(max_records)
+            native = reader.timestamps() if batch else None
+        except Exception as exc:
+            raise JobFailedError(f"source {self.name!r} failed: {exc}", self.name) from exc
+        if self._dead:
+            self._flush_dead_letters()
+        if batch is None:
+            self._end()
+            return -1
+        if not batch:
+            generator = self.generator
+            if generator is not None and generator.check_idle(self.task.clock_ms()):
+                self.out.idle(True)
+            return 0
+        values = batch if isinstance(batch, list) else list(batch)
+        timestamps: Timestamps = list(native) if native is not None else None
+        generator = self.generator
+        if generator is None:
+            self.out.emit(values, timestamps)
+        else:
+            try:
+                timestamps = generator.stamp(values, timestamps)
+            except Exception as exc:
+                raise JobFailedError(
+                    f"timestamp assigner of source {self.name!r} failed: {exc}", self.name
+                ) from exc
+            generator.last_activity = self.task.clock_ms()
+            if generator.idle:
+                generator.idle = False
+                self.out.idle(False)
+            self.out.emit(values, timestamps)
+            watermark = generator.observe(timestamps)
+            if watermark is not None:
+                self.out.watermark(watermark)
+        self.records_out += len(values)
+        return len(values)
+
+    def _flush_dead_letters(self) -> None:
+        dead, self._dead = self._dead, []
+        self.dead_letters += len(dead)
+        self.out.emit_side(DEAD_LETTER_TAG_ID, dead, None)  # type: ignore[arg-type]
+
+    def _end(self) -> None:
+        self.ended = True
+        self.out.watermark(MAX_WATERMARK)
+        self.out.end()
+
+    def next_processing_timer(self) -> int | None:
+        """When idleness may begin."""
+        return None if self.generator is None else self.generator.next_idle_check()
+
+    def fire_processing_timers(self, now: int) -> None:
+        """Mark the source idle if it has been quiet for the idle timeout."""
+        if self.generator is not None and self.generator.check_idle(now):
+            self.out.idle(True)
+
+    def snapshot_state(self) -> Any:
+        """The reader's position and the largest timestamp seen."""
+        if self.reader is None:
+            return None
+        return {
+            "position": self.reader.snapshot_position(),
+            "max_ts": self.generator.snapshot() if self.generator else MIN_WATERMARK,
+        }
+
+    def restore_state(self, state: Any) -> None:
+        """Remember where to continue (applied in ``open``)."""
+        if isinstance(state, list):
+            state = state[0] if state else None
+        self._restored = state
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Tell the reader a checkpoint is durable."""
+        if self.reader is not None:
+            self.reader.notify_checkpoint_complete(checkpoint_id)
+
+    def close(self) -> None:
+        """Close the reader."""
+        if self.reader is not None:
+            self.reader.close()
+
+
+class TimestampsAndWatermarksOperator(Operator):
+    """``assign_timestamps_and_watermarks``: stamps records and generates watermarks.
+
+    Upstream watermarks are dropped, except the final one at end of input, as in Flink.
+    """
+
+    def __init__(self, name: str, uid: str | None, strategy: WatermarkStrategy) -> None:
+        super().__init__(name, uid)
+        self.generator = WatermarkGenerator(strategy)
+
+    def open(self) -> None:
+        """Start the idleness clock."""
+        self.generator.last_activity = self.task.clock_ms()
+
+    def push1(self, values: list[Any], timestamps: Timestamps) -> None:
+        """Stamp the batch, emit it, then the watermark if it advanced."""
+        generator = self.generator
+        try:
+            stamped = generator.stamp(values, timestamps)
+        except Exception as exc:
+            raise JobFailedError(
+                f"timestamp assigner of {self.name!r} failed: {exc}", self.name
+            ) from exc
+        generator.last_activity = self.task.clock_ms()
+        if generator.idle:
+            generator.idle = False
+            self.out.idle(False)
+        self.out.emit(values, stamped)
+        watermark = generator.observe(stamped)
+        if watermark is not None:
+            self.watermarks.current = watermark
+            self.out.watermark(watermark)
+
+    def on_watermark(self, channel: int, watermark: int) -> None:
+        """Only the end-of-input watermark passes."""
+        if watermark == MAX_WATERMARK:
+            self.watermarks.current = MAX_WATERMARK
+            self.out.watermark(MAX_WATERMARK)
+
+    def on_idle(self, channel: int, idle: bool) -> None:
+        """This operator decides idleness itself."""
+
+    def end_channel(self, channel: int) -> None:
+        """End like any operator, without a second final watermark."""
+        self._ended_channels += 1
+        if self._ended_channels >= self.channels and not self.finished:
+            self.finished = True
+            self.finish()
+
+    def next_processing_timer(self) -> int | None:
+        """When idleness may begin."""
+        return self.generator.next_idle_check()
+
+    def fire_processing_timers(self, now: int) -> None:
+        """Mark the stream idle after the idle timeout without records."""
+        if self.generator.check_idle(now):
+            self.out.idle(True)
+
+    def snapshot_state(self) -> Any:
+        """The largest timestamp seen."""
+        return {"max_ts": self.generator.snapshot()}
+
+    def restore_state(self, state: Any) -> None:
+        """Continue from the largest timestamp seen (the smallest over merged instances)."""
+        states = state if isinstance(state, list) else [state]
+        self.generator.restore(min(s["max_ts"] for s in states))

@@ -1,0 +1,8 @@
+"""Keyed state backends: the interface in ``base``, implementations in sub-packages."""
+
+from __future__ import annotations
+
+from fraudstream.state.base import KeyedStateBackend, StateSnapshot
+from fraudstream.state.memory import HeapKeyedStateBackend
+
+__all__ = ["HeapKeyedStateBackend", "KeyedStateBackend", "StateSnapshot"]

@@ -1,0 +1,90 @@
+"""The in-memory keyed state backend: one dict per state name, keyed by the record key."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fraudstream.datastream.state import State, StateDescriptor
+from fraudstream.exceptions import ConfigurationError
+from fraudstream.state.base import KeyedStateBackend, StateSnapshot
+from fraudstream.state.memory import states, ttl_states
+
+__all__ = ["HeapKeyedStateBackend"]
+
+_PLAIN = {
+    "value": states.HeapValueState,
+    "list": states.HeapListState,
+    "map": states.HeapMapState,
+    "reducing": states.HeapReducingState,
+    "aggregating": states.HeapAggregatingState,
+}
+_TTL = {
+    "value": ttl_states.TtlValueState,
+    "list": ttl_states.TtlListState,
+    "map": ttl_states.TtlMapState,
+    "reducing": ttl_states.TtlReducingState,
+    "aggregating": ttl_states.TtlAggregatingState,
+}
+
+
+class HeapKeyedStateBackend(KeyedStateBackend):
+    """Keyed state in dicts. ``clock_ms`` is the processing-time clock TTL is measured on."""
+
+    def __init__(self, clock_ms: Callable[[], int] = lambda: 0) -> None:
+        self.current_key: Any = None
+        self._clock_ms = clock_ms
+        self._tables: dict[str, dict[Any, Any]] = {}
+        self._descriptors: dict[str, StateDescriptor] = {}
+        self._handles: dict[str, State] = {}
+
+    def get_state(self, descriptor: StateDescriptor) -> State:
+        """The handle of the state ``descriptor`` names (created on first use)."""
+        name = descriptor.name
+        known = self._descriptors.get(name)
+        if known is not None:
+            if known.kind != descriptor.kind:
+                raise ConfigurationError(
+                    f"state {name!r} is already registered as {known.kind} state; "
+                    f"cannot get it again as {descriptor.kind} state"
+                )
+            return self._handles[name]
+        table = self._tables.setdefault(name, {})
+        ttl = descriptor.ttl_config
+        handle: State
+        if ttl is None:
+            handle = _PLAIN[descriptor.kind](self, table, descriptor)
+        else:
+            handle = _TTL[descriptor.kind](self, table, descriptor, ttl, self._clock_ms)
+        self._descriptors[name] = descriptor
+        self._handles[name] = handle
+        return handle
+
+    def keys(self, state_name: str) -> Iterable[Any]:
+        """The keys that have a value in the named state."""
+        return list(self._tables.get(state_name, ()))
+
+    def state_names(self) -> list[str]:
+        """Names of all registered or restored states."""
+        return list(self._tables)
+
+    def snapshot(self) -> StateSnapshot:
+        """A deep copy of all tables (pickled round trip keeps user objects independent)."""
+        kinds = {name: d.kind for name, d in self._descriptors.items()}
+        data = {name: (kinds.get(name, "value"), table) for name, table in self._tables.items()}
+        copy: StateSnapshot = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        return copy
+
+    def restore(self, snapshot: StateSnapshot, keep: Callable[[Any], bool]) -> None:
+        """Load the keys of ``snapshot`` that ``keep`` accepts, into the existing tables."""
+        for name, (_kind, table) in snapshot.items():
+            target = self._tables.setdefault(name, {})
+            for key, value in table.items():
+                if keep(key):
+                    target[key] = value
+
+    def clear_all(self) -> None:
+        """Drop every key's state."""
+        for table in self._tables.values():
+            table.clear()
