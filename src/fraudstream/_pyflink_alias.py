@@ -75,9 +75,7 @@ class _PyFlinkFinder(importlib.abc.MetaPathFinder):
         module_name = _target(fullname)
         if importlib.util.find_spec(module_name) is None:
             raise UnsupportedFeatureError(fullname, _SUPPORTED)
-        return importlib.machinery.ModuleSpec(
-            fullname, _AliasLoader(module_name), is_package=True
-        )
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(module_name), is_package=True)
 
 
 _FINDER = _PyFlinkFinder()

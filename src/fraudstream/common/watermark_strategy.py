@@ -78,7 +78,9 @@ class WatermarkStrategy:
     def for_bounded_out_of_orderness(max_out_of_orderness: Duration) -> WatermarkStrategy:
         """Events are at most ``max_out_of_orderness`` late."""
         if not isinstance(max_out_of_orderness, Duration):
-            raise TypeError(f"max_out_of_orderness must be a Duration, got {max_out_of_orderness!r}")
+            raise TypeError(
+                f"max_out_of_orderness must be a Duration, got {max_out_of_orderness!r}"
+            )
         if max_out_of_orderness.millis < 0:
             raise ValueError(
                 f"max_out_of_orderness must not be negative, got {max_out_of_orderness.millis} ms"

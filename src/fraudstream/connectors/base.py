@@ -92,6 +92,10 @@ class SourceReader(ABC, Generic[T]):
         runtime can fire timers and take checkpoints in between.
         """
 
+    def emitted_watermark(self) -> int | None:
+        """A watermark the reader itself declares after the last ``poll`` (scripted sources)."""
+        return None
+
     def timestamps(self) -> Sequence[int] | None:
         """Native event timestamps (ms) of the records of the last ``poll``, if the source has them."""
         return None

@@ -14,9 +14,7 @@ def require_callable(func: Any, method: str, api: str) -> Any:
     """``func`` if it is a function object with ``method`` or a plain callable; else TypeError."""
     if callable(getattr(func, method, None)) or (callable(func) and not isinstance(func, Function)):
         return func
-    raise TypeError(
-        f"{api} expects a callable or an object with a {method}() method, got {func!r}"
-    )
+    raise TypeError(f"{api} expects a callable or an object with a {method}() method, got {func!r}")
 
 
 def require_method(func: Any, methods: tuple[str, ...], api: str, expected: str) -> Any:

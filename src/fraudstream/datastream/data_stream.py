@@ -64,7 +64,9 @@ def _type(output_type: Any) -> TypeInformation:
     if output_type is None:
         return Types.PICKLED_BYTE_ARRAY()
     if not isinstance(output_type, TypeInformation):
-        raise TypeError(f"output_type must be a TypeInformation (e.g. Types.STRING()), got {output_type!r}")
+        raise TypeError(
+            f"output_type must be a TypeInformation (e.g. Types.STRING()), got {output_type!r}"
+        )
     return output_type
 
 
@@ -171,9 +173,7 @@ class DataStream:
     def map(self, func: Any, output_type: TypeInformation | None = None) -> DataStream:
         """Apply ``func`` (a ``MapFunction`` or callable) to every record."""
         require_callable(func, "map", "map")
-        t = self._one_input(
-            "Map", lambda n, u: ops.MapOperator(n, u, func), _type(output_type)
-        )
+        t = self._one_input("Map", lambda n, u: ops.MapOperator(n, u, func), _type(output_type))
         return DataStream(self._env, t)
 
     def flat_map(self, func: Any, output_type: TypeInformation | None = None) -> DataStream:
@@ -293,8 +293,11 @@ class DataStream:
         if not self._t.is_physical:
             raise ValueError("side outputs can only be taken from an operator's output")
         node = Transformation(
-            "side_output", f"SideOutput({output_tag.tag_id})", [self._t],
-            output_type=output_tag.type_info, side_tag=output_tag.tag_id,
+            "side_output",
+            f"SideOutput({output_tag.tag_id})",
+            [self._t],
+            output_type=output_tag.type_info,
+            side_tag=output_tag.tag_id,
         )
         return DataStream(self._env, self._env._add(node))
 
@@ -328,9 +331,7 @@ class DataStream:
         if isinstance(sink_func, Sink):
             return self.sink_to(sink_func)
         require_callable(sink_func, "invoke", "add_sink")
-        return self._sink(
-            "Sink", lambda n, u: sinks.SinkFunctionOperator(n, u, sink_func)
-        )
+        return self._sink("Sink", lambda n, u: sinks.SinkFunctionOperator(n, u, sink_func))
 
     def execute_and_collect(
         self, job_execution_name: str | None = None, limit: int | None = None
@@ -450,7 +451,9 @@ def _replace_field(record: Any, position: int | str, value: Any) -> Any:
         items = list(record)
         items[position] = value
         return type(record)(*items) if hasattr(record, "_fields") else tuple(items)
-    raise TypeError(f"cannot aggregate field {position!r} of {record!r}: expected a tuple, list or Row")
+    raise TypeError(
+        f"cannot aggregate field {position!r} of {record!r}: expected a tuple, list or Row"
+    )
 
 
 class ConnectedStreams:
@@ -460,9 +463,13 @@ class ConnectedStreams:
         self.stream1 = stream1
         self.stream2 = stream2
 
-    def key_by(self, key_selector1: Any, key_selector2: Any, key_type: Any = None) -> ConnectedStreams:
+    def key_by(
+        self, key_selector1: Any, key_selector2: Any, key_type: Any = None
+    ) -> ConnectedStreams:
         """Key both inputs (keys of equal value meet in the same instance)."""
-        return ConnectedStreams(self.stream1.key_by(key_selector1), self.stream2.key_by(key_selector2))
+        return ConnectedStreams(
+            self.stream1.key_by(key_selector1), self.stream2.key_by(key_selector2)
+        )
 
     def _keys(self) -> tuple[Any, Any] | None:
         first, second = self.stream1, self.stream2
@@ -474,7 +481,9 @@ class ConnectedStreams:
 
     def _two_input(self, name: str, factory: Any, output_type: TypeInformation) -> DataStream:
         env = self.stream1._env
-        node = Transformation("two_input", name, [self.stream1._t, self.stream2._t], output_type=output_type)
+        node = Transformation(
+            "two_input", name, [self.stream1._t, self.stream2._t], output_type=output_type
+        )
         node.factory = env._error_routing(node, factory)
         return DataStream(env, env._add(node))
 
@@ -505,7 +514,9 @@ class ConnectedStreams:
         keys = self._keys()
         if keys is None:
             return self._two_input(
-                "CoProcess", lambda n, u: two_input.CoProcessOperator(n, u, func), _type(output_type)
+                "CoProcess",
+                lambda n, u: two_input.CoProcessOperator(n, u, func),
+                _type(output_type),
             )
         k1, k2 = keys
         return self._two_input(
@@ -557,14 +568,19 @@ class BroadcastConnectedStream:
             from fraudstream.datastream.functions import KeyedBroadcastProcessFunction
 
             if isinstance(func, KeyedBroadcastProcessFunction):
-                raise TypeError("a KeyedBroadcastProcessFunction needs a keyed stream: key_by first")
+                raise TypeError(
+                    "a KeyedBroadcastProcessFunction needs a keyed stream: key_by first"
+                )
 
             def factory(n: str, u: str | None) -> Any:
                 return two_input.BroadcastProcessOperator(n, u, func, descriptors)
 
             name = "BroadcastProcess"
         node = Transformation(
-            "two_input", name, [self.stream._t, self.broadcast_stream._t], output_type=_type(output_type)
+            "two_input",
+            name,
+            [self.stream._t, self.broadcast_stream._t],
+            output_type=_type(output_type),
         )
         node.factory = env._error_routing(node, factory)
         return DataStream(env, env._add(node))

@@ -360,7 +360,9 @@ class BroadcastProcessFunction(Function):
         """Context of ``process_broadcast_element``: broadcast state is writable."""
 
         @abstractmethod
-        def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> BroadcastState[Any, Any]:
+        def get_broadcast_state(
+            self, state_descriptor: MapStateDescriptor
+        ) -> BroadcastState[Any, Any]:
             """The broadcast state of that descriptor."""
 
     @abstractmethod
@@ -406,7 +408,9 @@ class KeyedBroadcastProcessFunction(Function):
         """Context of ``process_broadcast_element``."""
 
         @abstractmethod
-        def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> BroadcastState[Any, Any]:
+        def get_broadcast_state(
+            self, state_descriptor: MapStateDescriptor
+        ) -> BroadcastState[Any, Any]:
             """The broadcast state of that descriptor, writable."""
 
         @abstractmethod

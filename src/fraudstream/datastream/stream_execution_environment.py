@@ -29,7 +29,9 @@ __all__ = ["ExecutionConfig", "JobClient", "JobExecutionResult", "StreamExecutio
 class JobExecutionResult:
     """The outcome of a finished job."""
 
-    def __init__(self, job_id: str, job_name: str, runtime_ms: int, counters: dict[str, int]) -> None:
+    def __init__(
+        self, job_id: str, job_name: str, runtime_ms: int, counters: dict[str, int]
+    ) -> None:
         self._job_id = job_id
         self._job_name = job_name
         self._runtime_ms = runtime_ms
@@ -76,7 +78,9 @@ class _Completed:
 class JobClient:
     """Controls a job started with ``execute_async``."""
 
-    def __init__(self, job_id: str, runner: JobRunner, thread: threading.Thread, outcome: dict[str, Any]) -> None:
+    def __init__(
+        self, job_id: str, runner: JobRunner, thread: threading.Thread, outcome: dict[str, Any]
+    ) -> None:
         self._job_id = job_id
         self._runner = runner
         self._thread = thread
@@ -125,7 +129,9 @@ class ExecutionConfig:
         """The configured interval."""
         return self.auto_watermark_interval
 
-    def set_global_job_parameters(self, global_job_parameters_map: dict[str, str]) -> ExecutionConfig:
+    def set_global_job_parameters(
+        self, global_job_parameters_map: dict[str, str]
+    ) -> ExecutionConfig:
         """Parameters every function can read from its runtime context."""
         self.global_job_parameters = dict(global_job_parameters_map)
         return self
@@ -160,7 +166,9 @@ class StreamExecutionEnvironment:
         self._restore_from: str | None = None
 
     @staticmethod
-    def get_execution_environment(configuration: Configuration | None = None) -> StreamExecutionEnvironment:
+    def get_execution_environment(
+        configuration: Configuration | None = None,
+    ) -> StreamExecutionEnvironment:
         """A new environment running jobs on the embedded engine."""
         return StreamExecutionEnvironment(configuration)
 
@@ -199,7 +207,8 @@ class StreamExecutionEnvironment:
         """Only STREAMING (and AUTOMATIC, which means streaming here) is supported."""
         if execution_mode is RuntimeExecutionMode.BATCH:
             raise UnsupportedFeatureError(
-                "RuntimeExecutionMode.BATCH", "RuntimeExecutionMode.STREAMING (bounded inputs included)"
+                "RuntimeExecutionMode.BATCH",
+                "RuntimeExecutionMode.STREAMING (bounded inputs included)",
             )
         return self
 
@@ -279,7 +288,9 @@ class StreamExecutionEnvironment:
         self._nodes.append(node)
         return node
 
-    def _error_routing(self, node: Transformation, factory: Callable[[str, str | None], Any]) -> Callable[[str, str | None], Any]:
+    def _error_routing(
+        self, node: Transformation, factory: Callable[[str, str | None], Any]
+    ) -> Callable[[str, str | None], Any]:
         def build(name: str, uid: str | None) -> Any:
             operator = factory(name, uid)
             operator.error_tag = getattr(node, "error_tag", None)
@@ -333,26 +344,35 @@ class StreamExecutionEnvironment:
             )
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError(f"expected a WatermarkStrategy, got {watermark_strategy!r}")
-        strategy = None if watermark_strategy.out_of_orderness_ms is None and (
-            watermark_strategy.timestamp_assigner is None
-        ) else watermark_strategy
+        strategy = (
+            None
+            if watermark_strategy.out_of_orderness_ms is None
+            and (watermark_strategy.timestamp_assigner is None)
+            else watermark_strategy
+        )
         return self._source(source, str(source_name), strategy, type_info)
 
     def add_source(
-        self, source_func: Any, source_name: str = "Custom Source", type_info: TypeInformation | None = None
+        self,
+        source_func: Any,
+        source_name: str = "Custom Source",
+        type_info: TypeInformation | None = None,
     ) -> DataStream:
         """A stream read from a connector source (no watermarks)."""
         if isinstance(source_func, Source):
             return self._source(source_func, source_name, None, type_info)
         raise UnsupportedFeatureError(
-            "add_source with a SourceFunction", "from_source / add_source with fraudstream.connectors sources"
+            "add_source with a SourceFunction",
+            "from_source / add_source with fraudstream.connectors sources",
         )
 
     def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
         """A bounded stream of the lines of a text file."""
         from fraudstream.connectors.text import TextLineSource
 
-        return self._source(TextLineSource(file_path, charset_name), f"Text File {file_path}", None, Types.STRING())
+        return self._source(
+            TextLineSource(file_path, charset_name), f"Text File {file_path}", None, Types.STRING()
+        )
 
     # -- running ---------------------------------------------------------------------------------
     def _runner(self, nodes: list[Transformation], name: str) -> JobRunner:
@@ -398,7 +418,9 @@ class StreamExecutionEnvironment:
             try:
                 runner.run()
                 elapsed = int((time.monotonic() - started) * 1000)
-                outcome["result"] = JobExecutionResult(runner.job_id, name, elapsed, runner.counters())
+                outcome["result"] = JobExecutionResult(
+                    runner.job_id, name, elapsed, runner.counters()
+                )
             except BaseException as exc:
                 outcome["error"] = exc
 
@@ -406,7 +428,9 @@ class StreamExecutionEnvironment:
         thread.start()
         return JobClient(runner.job_id, runner, thread, outcome)
 
-    def _execute_and_collect(self, target: Transformation, job_name: str | None) -> CloseableIterator:
+    def _execute_and_collect(
+        self, target: Transformation, job_name: str | None
+    ) -> CloseableIterator:
         buffer: list[Any] = []
         sink = Transformation("sink", "Collect Sink", [target])
         sink.factory = lambda n, u: CollectSinkOperator(n, u, buffer.extend)

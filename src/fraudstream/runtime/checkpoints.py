@@ -133,7 +133,9 @@ class CheckpointStorage:
             try:
                 return self.load(path)
             except CheckpointError as exc:
-                warnings.warn(f"{exc}; falling back to an older checkpoint", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"{exc}; falling back to an older checkpoint", RuntimeWarning, stacklevel=2
+                )
         return None
 
     def resolve(self, spec: str) -> LoadedCheckpoint:

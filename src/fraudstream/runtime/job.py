@@ -190,7 +190,7 @@ class JobRunner:
                 continue
             for op in ops:
                 if isinstance(op, SourceOperator):
-                    if len(saved) != len(ops) and any(s is not None for s in saved[len(ops):]):
+                    if len(saved) != len(ops) and any(s is not None for s in saved[len(ops) :]):
                         raise CheckpointError(
                             f"source {uid!r} was checkpointed with {old_parallelism} readers and "
                             f"cannot be restored with {len(ops)}; restore with parallelism "
@@ -264,7 +264,9 @@ class JobRunner:
         for op in self.plan.operators:
             if isinstance(op, SourceOperator):
                 out[f"{op.uid}.records_out"] = out.get(f"{op.uid}.records_out", 0) + op.records_out
-                out[f"{op.uid}.dead_letters"] = out.get(f"{op.uid}.dead_letters", 0) + op.dead_letters
+                out[f"{op.uid}.dead_letters"] = (
+                    out.get(f"{op.uid}.dead_letters", 0) + op.dead_letters
+                )
             elif isinstance(op, ConnectorSinkOperator):
                 out[f"{op.uid}.records_in"] = out.get(f"{op.uid}.records_in", 0) + op.records_in
         return out
@@ -334,7 +336,9 @@ class CheckpointCoordinator:
             self.last_size = sum(f.stat().st_size for f in path.iterdir())
         for operator in plan.operators:
             notify = getattr(operator, "notify_checkpoint_complete", None)
-            if notify is not None and not (isinstance(operator, ConnectorSinkOperator) and operator.finished):
+            if notify is not None and not (
+                isinstance(operator, ConnectorSinkOperator) and operator.finished
+            ):
                 notify(checkpoint_id)
         self.completed += 1
         self.last_completed_ms = now_ms

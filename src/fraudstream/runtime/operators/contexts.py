@@ -29,9 +29,7 @@ if TYPE_CHECKING:
     from fraudstream.runtime.timers import TimerQueue
     from fraudstream.state.base import KeyedStateBackend
 
-_NOT_KEYED = (
-    "keyed state is only available on a keyed stream: call key_by(...) before process(...)"
-)
+_NOT_KEYED = "keyed state is only available on a keyed stream: call key_by(...) before process(...)"
 _NO_TIMERS = "timers are only available on a keyed stream: call key_by(...) before process(...)"
 
 

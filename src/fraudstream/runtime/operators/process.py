@@ -304,8 +304,10 @@ class KeyedProcessOperator(KeyedSupport, UserFunctionOperator):
                     result = fn(value, ctx)
                     if result is not None:
                         for item in result:
-                            if item.__class__ is tuple and len(item) == 2 and (
-                                item[0].__class__ is OutputTag
+                            if (
+                                item.__class__ is tuple
+                                and len(item) == 2
+                                and (item[0].__class__ is OutputTag)
                             ):
                                 side = side or BatchCollector()
                                 side.add_side(item[0].tag_id, item[1], None)
@@ -320,8 +322,10 @@ class KeyedProcessOperator(KeyedSupport, UserFunctionOperator):
                     result = fn(value, ctx)
                     if result is not None:
                         for item in result:
-                            if item.__class__ is tuple and len(item) == 2 and (
-                                item[0].__class__ is OutputTag
+                            if (
+                                item.__class__ is tuple
+                                and len(item) == 2
+                                and (item[0].__class__ is OutputTag)
                             ):
                                 side = side or BatchCollector()
                                 side.add_side(item[0].tag_id, item[1], ts)
@@ -354,7 +358,9 @@ class KeyedProcessOperator(KeyedSupport, UserFunctionOperator):
                 timestamp if domain is TimeDomain.EVENT_TIME else None,
             )
         except Exception as exc:
-            raise self.failure(exc, f"on_timer({timestamp}) for key {self.backend.current_key!r}") from exc
+            raise self.failure(
+                exc, f"on_timer({timestamp}) for key {self.backend.current_key!r}"
+            ) from exc
         finally:
             ctx.domain = None
 

@@ -11,7 +11,12 @@ from fraudstream.connectors.base import Sink, SinkWriter, WriterContext
 from fraudstream.exceptions import JobFailedError
 from fraudstream.runtime.operators.base import Operator, Timestamps
 
-__all__ = ["CollectSinkOperator", "ConnectorSinkOperator", "PrintSinkOperator", "SinkFunctionOperator"]
+__all__ = [
+    "CollectSinkOperator",
+    "ConnectorSinkOperator",
+    "PrintSinkOperator",
+    "SinkFunctionOperator",
+]
 
 
 class ConnectorSinkOperator(Operator):

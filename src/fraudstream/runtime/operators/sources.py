@@ -10,7 +10,12 @@ from fraudstream.exceptions import JobFailedError
 from fraudstream.runtime.operators.base import Operator, Timestamps
 from fraudstream.runtime.watermarks import MAX_WATERMARK, MIN_WATERMARK
 
-__all__ = ["DEAD_LETTER_TAG_ID", "SourceOperator", "TimestampsAndWatermarksOperator", "WatermarkGenerator"]
+__all__ = [
+    "DEAD_LETTER_TAG_ID",
+    "SourceOperator",
+    "TimestampsAndWatermarksOperator",
+    "WatermarkGenerator",
+]
 
 #: Side output of every source carrying records that failed to parse or validate.
 DEAD_LETTER_TAG_ID = "fraudstream-dead-letters"
@@ -144,6 +149,10 @@ class SourceOperator(Operator):
             self._end()
             return -1
         if not batch:
+            declared = reader.emitted_watermark()
+            if declared is not None:
+                self.out.watermark(declared)
+                return 0
             generator = self.generator
             if generator is not None and generator.check_idle(self.task.clock_ms()):
                 self.out.idle(True)
@@ -168,6 +177,9 @@ class SourceOperator(Operator):
             watermark = generator.observe(timestamps)
             if watermark is not None:
                 self.out.watermark(watermark)
+        declared = reader.emitted_watermark()
+        if declared is not None:
+            self.out.watermark(declared)
         self.records_out += len(values)
         return len(values)
 

@@ -129,7 +129,9 @@ class _KeyedTwoInput(KeyedSupport, _TwoInput):
                 on_timer(timestamp, ctx), timestamp if domain is TimeDomain.EVENT_TIME else None
             )
         except Exception as exc:
-            raise self.failure(exc, f"on_timer({timestamp}) for key {self.backend.current_key!r}") from exc
+            raise self.failure(
+                exc, f"on_timer({timestamp}) for key {self.backend.current_key!r}"
+            ) from exc
         finally:
             ctx.domain = None
 

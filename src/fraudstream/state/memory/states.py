@@ -25,7 +25,9 @@ class HeapValueState(ValueState[Any]):
 
     __slots__ = ("_backend", "_table")
 
-    def __init__(self, backend: KeyedStateBackend, table: dict[Any, Any], _: StateDescriptor) -> None:
+    def __init__(
+        self, backend: KeyedStateBackend, table: dict[Any, Any], _: StateDescriptor
+    ) -> None:
         self._backend = backend
         self._table = table
 
@@ -50,7 +52,9 @@ class HeapListState(ListState[Any]):
 
     __slots__ = ("_backend", "_table")
 
-    def __init__(self, backend: KeyedStateBackend, table: dict[Any, Any], _: StateDescriptor) -> None:
+    def __init__(
+        self, backend: KeyedStateBackend, table: dict[Any, Any], _: StateDescriptor
+    ) -> None:
         self._backend = backend
         self._table = table
 
@@ -90,7 +94,9 @@ class HeapMapState(MapState[Any, Any]):
 
     __slots__ = ("_backend", "_table")
 
-    def __init__(self, backend: KeyedStateBackend, table: dict[Any, Any], _: StateDescriptor) -> None:
+    def __init__(
+        self, backend: KeyedStateBackend, table: dict[Any, Any], _: StateDescriptor
+    ) -> None:
         self._backend = backend
         self._table = table
 
