@@ -9,6 +9,7 @@ hands each instance the records of its key groups.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from pathlib import Path
@@ -21,6 +22,7 @@ from fraudstream.runtime.exchange import ExchangeOutput
 from fraudstream.runtime.executor import LocalExecutor
 from fraudstream.runtime.graph import Transformation
 from fraudstream.runtime.operators.base import Channel, Operator, TaskInfo
+from fraudstream.runtime.operators.process import UserFunctionOperator
 from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
 from fraudstream.runtime.operators.sources import SourceOperator
 from fraudstream.runtime.plan import JobPlan, reachable, resolve_edges
@@ -95,6 +97,10 @@ class JobRunner:
             made = []
             for index in range(count):
                 operator = node.factory(node.name, uid)
+                if index > 0 and isinstance(operator, UserFunctionOperator):
+                    # Each parallel instance gets its own copy of the user's function, as
+                    # Flink deserializes one per subtask: state handles set in open() differ.
+                    operator.function = copy.deepcopy(operator.function)
                 operator.task = TaskInfo(
                     subtask_index=index,
                     parallelism=count,

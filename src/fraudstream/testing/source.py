@@ -84,7 +84,6 @@ class ScriptedSource(Source[Any]):
         self.clock = clock or ManualClock()
         self.bounded = not unbounded
         self._resume = threading.Event()
-        self.skip_aborts_before = 0
 
     def resume(self) -> None:
         """Let a paused source continue."""
@@ -101,6 +100,7 @@ class _ScriptReader(SourceReader[Any]):
         self._next = 0
         self._watermark: int | None = None
         self._timestamps: list[int] | None = None
+        self._skip_abort = False
 
     def poll(self, max_records: int) -> list[Any] | None:
         script = self._source.script
@@ -143,8 +143,10 @@ class _ScriptReader(SourceReader[Any]):
         elif isinstance(step, Abort):
             index = self._next
             self._next += 1
-            if index >= self._source.skip_aborts_before:
-                raise AbortedByScript(f"aborted by the script at step {index}")
+            if self._skip_abort:
+                self._skip_abort = False  # this abort already stopped the run we resume
+                return
+            raise AbortedByScript(f"aborted by the script at step {index}")
 
     def emitted_watermark(self) -> int | None:
         return self._watermark
@@ -157,5 +159,5 @@ class _ScriptReader(SourceReader[Any]):
 
     def restore_position(self, position: Any) -> None:
         self._next = int(position)
-        # A restored run continues after the abort that stopped the previous one.
-        self._source.skip_aborts_before = self._next
+        # The first abort after the restored position is the crash being recovered from.
+        self._skip_abort = True

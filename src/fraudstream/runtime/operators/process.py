@@ -48,8 +48,12 @@ class UserFunctionOperator(Operator):
         self.function = function
         self.error_tag: str | None = None
 
+    def bind(self) -> None:
+        """Look up the methods of ``function`` the hot path calls (after copies are made)."""
+
     def open(self) -> None:
-        """Open the user function with a runtime context."""
+        """Bind and open the user function with a runtime context."""
+        self.bind()
         open_fn = getattr(self.function, "open", None)
         if open_fn is not None:
             self.call_user(open_fn, OperatorRuntimeContext(self, self.backend_or_none()))
@@ -122,6 +126,10 @@ class MapOperator(UserFunctionOperator):
         super().__init__(name, uid, function)
         self._fn: Callable[[Any], Any] = getattr(function, "map", function)
 
+    def bind(self) -> None:
+        """Call the (possibly copied) function's ``map``."""
+        self._fn = getattr(self.function, "map", self.function)
+
     def _batch(self, values: list[Any], timestamps: Timestamps) -> None:
         fn = self._fn
         self.out.emit([fn(v) for v in values], timestamps)
@@ -148,6 +156,10 @@ class FilterOperator(UserFunctionOperator):
     def __init__(self, name: str, uid: str | None, function: Any) -> None:
         super().__init__(name, uid, function)
         self._fn: Callable[[Any], Any] = getattr(function, "filter", function)
+
+    def bind(self) -> None:
+        """Call the (possibly copied) function's ``filter``."""
+        self._fn = getattr(self.function, "filter", self.function)
 
     def _batch(self, values: list[Any], timestamps: Timestamps) -> None:
         fn = self._fn
@@ -183,6 +195,10 @@ class FlatMapOperator(UserFunctionOperator):
     def __init__(self, name: str, uid: str | None, function: Any) -> None:
         super().__init__(name, uid, function)
         self._fn: Callable[[Any], Any] = getattr(function, "flat_map", function)
+
+    def bind(self) -> None:
+        """Call the (possibly copied) function's ``flat_map``."""
+        self._fn = getattr(self.function, "flat_map", self.function)
 
     def _batch(self, values: list[Any], timestamps: Timestamps) -> None:
         fn = self._fn
@@ -237,6 +253,10 @@ class ProcessOperator(UserFunctionOperator):
         self.ctx = FunctionContext(self, NonKeyedTimerService(self))
         self._collector = BatchCollector()
 
+    def bind(self) -> None:
+        """Call the (possibly copied) function's ``process_element``."""
+        self._fn = self.function.process_element
+
     def _batch(self, values: list[Any], timestamps: Timestamps) -> None:
         fn, ctx, collector = self._fn, self.ctx, self._collector
         stamps = timestamps if timestamps is not None else [None] * len(values)
@@ -272,6 +292,11 @@ class KeyedProcessOperator(KeyedSupport, UserFunctionOperator):
         self.key_selector = key_selector
         self._fn: Callable[..., Any] = function.process_element
         self._on_timer: Callable[..., Any] | None = getattr(function, "on_timer", None)
+
+    def bind(self) -> None:
+        """Call the (possibly copied) function's ``process_element`` and ``on_timer``."""
+        self._fn = self.function.process_element
+        self._on_timer = getattr(self.function, "on_timer", None)
 
     def open(self) -> None:
         """Create the state backend and timers, then open the function."""
@@ -379,6 +404,10 @@ class KeyedReduceOperator(KeyedSupport, UserFunctionOperator):
         KeyedSupport.__init__(self)
         self.key_selector = key_selector
         self._fn: Callable[[Any, Any], Any] = getattr(function, "reduce", function)
+
+    def bind(self) -> None:
+        """Call the (possibly copied) function's ``reduce``."""
+        self._fn = getattr(self.function, "reduce", self.function)
 
     def open(self) -> None:
         """Create the state backend, then open the function."""
