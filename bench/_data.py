@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = ["tutorial_transactions"]
 
 
-def tutorial_transactions(count: int, accounts: int = 10_000, seed: int = 42) -> list[tuple[int, int, float]]:
+def tutorial_transactions(
+    count: int, accounts: int = 10_000, seed: int = 42
+) -> list[tuple[int, int, float]]:
     """``(account_id, timestamp, amount)`` tuples: mostly ordinary amounts, ~3% small, ~3% large.
 
     A 64-bit linear congruential generator keeps the data identical across processes,

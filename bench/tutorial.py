@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import tutorial_transactions  # noqa: E402
+from _data import tutorial_transactions
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "pyflink_tutorial_fraud_detection.py"
@@ -61,9 +61,13 @@ def fraudstream_engine(data: list[tuple[int, int, float]], parallelism: int = 1)
 
 def bytewax_engine(data: list[tuple[int, int, float]]) -> int:
     """Bytewax with the same logic (stateful_map, batches of 1000)."""
+    import importlib
+
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
-    from bytewax.testing import TestingSource, run_main
+    from bytewax.testing import TestingSource
+
+    run_main = importlib.import_module("bytewax.testing").run_main
 
     flow = Dataflow("tutorial")
     stream = op.input("in", flow, TestingSource(data, batch_size=1000))
@@ -97,7 +101,11 @@ def pyflink_engine(events: int) -> tuple[float, int] | None:
     if not (Path(python).exists() and peer.exists()):
         return None
     proc = subprocess.run(
-        [python, str(peer), "--events", str(events)], capture_output=True, text=True, timeout=1800
+        [python, str(peer), "--events", str(events)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
     if proc.returncode != 0:
         print(f"  pyflink failed: {proc.stderr[-500:]}", file=sys.stderr)
@@ -163,7 +171,9 @@ def main() -> int:
     expected = rows["plain loop + dict"][1]
     bytewax = rows.get("bytewax 0.21", (0.0, 0))[0]
     ceiling = rows["plain loop + dict"][0]
-    print(f"tutorial detector, {args.events:,} events, 10,000 accounts, {expected:,} alerts expected")
+    print(
+        f"tutorial detector, {args.events:,} events, 10,000 accounts, {expected:,} alerts expected"
+    )
     print(f"{'engine':<34}{'events/s':>14}{'x plain':>10}{'x bytewax':>11}{'alerts':>10}")
     ok = True
     for name, (rate, found) in rows.items():
@@ -177,8 +187,13 @@ def main() -> int:
         print(f"fraudstream run tutorial program, start to exit: {startup:.2f} s")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"rows": {k: {"events_per_s": v[0], "alerts": v[1]} for k, v in rows.items()},
-                        "run_seconds": startup}, indent=2)
+            json.dumps(
+                {
+                    "rows": {k: {"events_per_s": v[0], "alerts": v[1]} for k, v in rows.items()},
+                    "run_seconds": startup,
+                },
+                indent=2,
+            )
         )
     return 0 if ok else 1
 

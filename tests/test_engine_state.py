@@ -57,14 +57,22 @@ class AllKinds(KeyedProcessFunction):
         self.counts.put(number, (self.counts.get(number) or 0) + 1)
         self.total.add(number)
         self.avg.add(number)
-        yield (key, previous, list(self.seen.get()), dict(self.counts.items()),
-               self.total.get(), self.avg.get())
+        yield (
+            key,
+            previous,
+            list(self.seen.get()),
+            dict(self.counts.items()),
+            self.total.get(),
+            self.avg.get(),
+        )
 
 
 def test_every_state_kind_is_scoped_to_the_current_key() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     data = [("a", 1), ("b", 10), ("a", 2), ("a", 2), ("b", 20)]
-    out = list(env.from_collection(data).key_by(lambda v: v[0]).process(AllKinds()).execute_and_collect())
+    out = list(
+        env.from_collection(data).key_by(lambda v: v[0]).process(AllKinds()).execute_and_collect()
+    )
     assert out[3] == ("a", 2, [1, 2, 2], {1: 1, 2: 2}, 5, 5 / 3)
     assert out[4] == ("b", 10, [10, 20], {10: 1, 20: 1}, 30, 15.0)
     assert out[1] == ("b", None, [10], {10: 1}, 10, 10.0)
@@ -80,7 +88,9 @@ def test_value_state_update_none_clears() -> None:
             self.v.update(None if self.v.value() else "set")
 
     env = StreamExecutionEnvironment.get_execution_environment()
-    out = list(env.from_collection([1, 1, 1]).key_by(lambda v: v).process(Toggle()).execute_and_collect())
+    out = list(
+        env.from_collection([1, 1, 1]).key_by(lambda v: v).process(Toggle()).execute_and_collect()
+    )
     assert out == [None, "set", None]
 
 
@@ -147,15 +157,25 @@ def _ttl_run(update_type: Any, script: list[Any]) -> list[Any]:
 
 def test_ttl_expires_values_after_their_last_write() -> None:
     write = StateTtlConfig.UpdateType.OnCreateAndWrite
-    script = [("a", "write"), AdvanceProcessingTime(9_999), ("a", "read"),
-              AdvanceProcessingTime(1), ("a", "read")]
+    script = [
+        ("a", "write"),
+        AdvanceProcessingTime(9_999),
+        ("a", "read"),
+        AdvanceProcessingTime(1),
+        ("a", "read"),
+    ]
     assert _ttl_run(write, script) == [(None, None), ("x", "y"), (None, None)]
 
 
 def test_ttl_on_read_and_write_renews_on_read() -> None:
     renew = StateTtlConfig.UpdateType.OnReadAndWrite
-    script = [("a", "write"), AdvanceProcessingTime(9_000), ("a", "read"),
-              AdvanceProcessingTime(9_000), ("a", "read")]
+    script = [
+        ("a", "write"),
+        AdvanceProcessingTime(9_000),
+        ("a", "read"),
+        AdvanceProcessingTime(9_000),
+        ("a", "read"),
+    ]
     assert _ttl_run(renew, script) == [(None, None), ("x", "y"), ("x", "y")]
 
 

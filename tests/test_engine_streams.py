@@ -63,11 +63,15 @@ def test_keyed_co_process_joins_on_key() -> None:
         def open(self, runtime_context: RuntimeContext) -> None:
             self.name = runtime_context.get_state(ValueStateDescriptor("name"))
 
-        def process_element1(self, value: Any, ctx: KeyedCoProcessFunction.Context) -> Iterator[Any]:
+        def process_element1(
+            self, value: Any, ctx: KeyedCoProcessFunction.Context
+        ) -> Iterator[Any]:
             self.name.update(value[1])
             yield from ()
 
-        def process_element2(self, value: Any, ctx: KeyedCoProcessFunction.Context) -> Iterator[Any]:
+        def process_element2(
+            self, value: Any, ctx: KeyedCoProcessFunction.Context
+        ) -> Iterator[Any]:
             yield (ctx.get_current_key(), self.name.value(), value[1])
 
     e = env()
@@ -75,7 +79,9 @@ def test_keyed_co_process_joins_on_key() -> None:
     orders = e.from_collection([(1, 9.5), (2, 3.0), (3, 1.0)])
     out = names.connect(orders).key_by(lambda n: n[0], lambda o: o[0]).process(Join())
     assert sorted(out.execute_and_collect(), key=str) == [
-        (1, "ann", 9.5), (2, "bob", 3.0), (3, None, 1.0)
+        (1, "ann", 9.5),
+        (2, "bob", 3.0),
+        (3, None, 1.0),
     ]
 
 
@@ -120,24 +126,29 @@ class Threshold(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.seen = runtime_context.get_state(ValueStateDescriptor("seen", Types.LONG()))
 
-    def process_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[Any]:
+    def process_element(
+        self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext
+    ) -> Iterator[Any]:
         self.seen.update((self.seen.value() or 0) + 1)
         limit = ctx.get_broadcast_state(RULES).get("limit")
         if limit is not None and value[1] > limit:
             yield ("over", ctx.get_current_key(), value[1])
 
-    def process_broadcast_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.Context) -> Iterator[Any]:
+    def process_broadcast_element(
+        self, value: Any, ctx: KeyedBroadcastProcessFunction.Context
+    ) -> Iterator[Any]:
         ctx.get_broadcast_state(RULES).put("limit", value)
         keys: list[Any] = []
         ctx.apply_to_keyed_state(
-            ValueStateDescriptor("seen", Types.LONG()), lambda key, state: keys.append((key, state.value()))
+            ValueStateDescriptor("seen", Types.LONG()),
+            lambda key, state: keys.append((key, state.value())),
         )
         yield ("rule", value, sorted(keys))
 
 
 def test_keyed_broadcast_state_and_apply_to_keyed_state() -> None:
-    from fraudstream.testing import CapturingSink, ManualClock, ScriptedSource
     from fraudstream.common import WatermarkStrategy
+    from fraudstream.testing import CapturingSink, ManualClock, ScriptedSource
 
     e = env()
     clock = ManualClock(0)
@@ -155,23 +166,33 @@ def test_keyed_broadcast_state_and_apply_to_keyed_state() -> None:
 
 def test_broadcast_state_is_read_only_on_the_element_side() -> None:
     class Writer(BroadcastProcessFunction):
-        def process_element(self, value: Any, ctx: BroadcastProcessFunction.ReadOnlyContext) -> Iterator[Any]:
+        def process_element(
+            self, value: Any, ctx: BroadcastProcessFunction.ReadOnlyContext
+        ) -> Iterator[Any]:
             ctx.get_broadcast_state(RULES).put("limit", 1)  # type: ignore[attr-defined]
             yield value
 
-        def process_broadcast_element(self, value: Any, ctx: BroadcastProcessFunction.Context) -> Iterator[Any]:
+        def process_broadcast_element(
+            self, value: Any, ctx: BroadcastProcessFunction.Context
+        ) -> Iterator[Any]:
             yield from ()
 
     e = env()
-    e.from_collection([1]).connect(e.from_collection([2]).broadcast(RULES)).process(Writer()).print()
+    e.from_collection([1]).connect(e.from_collection([2]).broadcast(RULES)).process(
+        Writer()
+    ).print()
     with pytest.raises(JobFailedError, match="read-only"):
         e.execute()
 
 
 def test_print_formats_like_flink(capsys: pytest.CaptureFixture[str]) -> None:
     e = env()
-    e.from_collection([(1, 2.5, "a")], type_info=Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.STRING()])).print()
-    e.from_collection([Row(1, "x")], type_info=Types.ROW([Types.INT(), Types.STRING()])).print("rows")
+    e.from_collection(
+        [(1, 2.5, "a")], type_info=Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.STRING()])
+    ).print()
+    e.from_collection([Row(1, "x")], type_info=Types.ROW([Types.INT(), Types.STRING()])).print(
+        "rows"
+    )
     e.from_collection([(1, 2.5)]).print()
     e.from_collection([1.0e7], type_info=Types.DOUBLE()).print()
     e.execute()
@@ -193,7 +214,9 @@ def test_keyed_reduce_and_sum() -> None:
     e = env()
     data = [("a", 1), ("b", 2), ("a", 3)]
     assert list(e.from_collection(data).key_by(lambda v: v[0]).sum(1).execute_and_collect()) == [
-        ("a", 1), ("b", 2), ("a", 4)
+        ("a", 1),
+        ("b", 2),
+        ("a", 4),
     ]
 
 

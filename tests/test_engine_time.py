@@ -63,7 +63,9 @@ def run_script(script: list[Any], function: Any, clock: ManualClock | None = Non
 
 def test_event_timers_fire_in_timestamp_order_when_the_watermark_passes() -> None:
     script = [
-        Timestamped(("b", 30), 30), Timestamped(("a", 10), 10), Timestamped(("c", 20), 20),
+        Timestamped(("b", 30), 30),
+        Timestamped(("a", 10), 10),
+        Timestamped(("c", 20), 20),
         Watermark(25),
         Timestamped(("a", 100), 100),
     ]
@@ -84,7 +86,9 @@ def test_one_timer_per_key_and_timestamp() -> None:
             ctx.timer_service().register_event_time_timer(50)
             yield from ()
 
-        def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        def on_timer(
+            self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+        ) -> Iterator[Any]:
             yield (ctx.get_current_key(), timestamp)
 
     script = [Timestamped(("a", 1), 1), Timestamped(("a", 2), 2), Timestamped(("b", 3), 3)]
@@ -100,10 +104,16 @@ def test_deleted_timer_does_not_fire() -> None:
                 ctx.timer_service().delete_event_time_timer(100)
             yield from ()
 
-        def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        def on_timer(
+            self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+        ) -> Iterator[Any]:
             yield ctx.get_current_key()
 
-    script = [Timestamped(("a", "set"), 1), Timestamped(("b", "set"), 1), Timestamped(("a", "del"), 2)]
+    script = [
+        Timestamped(("a", "set"), 1),
+        Timestamped(("b", "set"), 1),
+        Timestamped(("a", "del"), 2),
+    ]
     assert run_script(script, RegisterThenDelete()) == ["b"]
 
 
@@ -114,7 +124,9 @@ def test_processing_time_timers_follow_the_injected_clock() -> None:
             ctx.timer_service().register_processing_time_timer(now + 1000)
             yield from ()
 
-        def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        def on_timer(
+            self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+        ) -> Iterator[Any]:
             yield (ctx.get_current_key(), timestamp, ctx.time_domain())
 
     clock = ManualClock(5_000)
@@ -129,9 +141,9 @@ def test_bounded_out_of_orderness_watermark_is_max_minus_bound_minus_one() -> No
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(5)
     ).with_timestamp_assigner(SecondField())
-    stream = env.from_collection([("a", 10), ("a", 30), ("a", 20)]).assign_timestamps_and_watermarks(
-        strategy
-    )
+    stream = env.from_collection(
+        [("a", 10), ("a", 30), ("a", 20)]
+    ).assign_timestamps_and_watermarks(strategy)
     out = list(stream.key_by(lambda v: v[0]).process(TimerEcho()).execute_and_collect())
     elements = [o for o in out if o[0] == "element"]
     # Watermark before each record: MIN, then 10-5-1=4, then 30-5-1=24.
@@ -143,8 +155,12 @@ def test_union_takes_the_minimum_watermark_of_its_inputs() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     clock = ManualClock(0)
     env.set_processing_time_clock(clock)
-    fast = ScriptedSource([Timestamped(("f", 1), 1), Watermark(1000), Timestamped(("f", 2), 2000)], clock)
-    slow = ScriptedSource([Timestamped(("s", 1), 1), Watermark(100), Timestamped(("s", 2), 200)], clock)
+    fast = ScriptedSource(
+        [Timestamped(("f", 1), 1), Watermark(1000), Timestamped(("f", 2), 2000)], clock
+    )
+    slow = ScriptedSource(
+        [Timestamped(("s", 1), 1), Watermark(100), Timestamped(("s", 2), 200)], clock
+    )
     none = WatermarkStrategy.no_watermarks()
     union = env.from_source(fast, none, "fast").union(env.from_source(slow, none, "slow"))
 
@@ -161,8 +177,13 @@ def test_idle_input_stops_holding_back_the_watermark() -> None:
     clock = ManualClock(0)
     env.set_processing_time_clock(clock)
     busy = ScriptedSource(
-        [Timestamped(("b", 1), 10), AdvanceProcessingTime(1000), Timestamped(("b", 2), 500),
-         AdvanceProcessingTime(1), Timestamped(("b", 3), 900)],
+        [
+            Timestamped(("b", 1), 10),
+            AdvanceProcessingTime(1000),
+            Timestamped(("b", 2), 500),
+            AdvanceProcessingTime(1),
+            Timestamped(("b", 3), 900),
+        ],
         clock,
     )
     quiet = ScriptedSource([], clock, unbounded=True)
@@ -205,7 +226,9 @@ def test_timers_and_state_are_scoped_to_the_timer_key() -> None:
             ctx.timer_service().register_event_time_timer(1000)
             yield from ()
 
-        def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        def on_timer(
+            self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+        ) -> Iterator[Any]:
             yield (ctx.get_current_key(), self.count.value())
 
     script = [Timestamped((k, 0), 0) for k in "abacab"]
@@ -215,4 +238,6 @@ def test_timers_and_state_are_scoped_to_the_timer_key() -> None:
 @pytest.mark.parametrize("bad", [-1, "5"])
 def test_bad_watermark_arguments_fail_when_building(bad: Any) -> None:
     with pytest.raises((TypeError, ValueError)):
-        WatermarkStrategy.for_bounded_out_of_orderness(bad if bad == "5" else Duration.of_millis(bad))
+        WatermarkStrategy.for_bounded_out_of_orderness(
+            bad if bad == "5" else Duration.of_millis(bad)
+        )

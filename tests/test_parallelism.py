@@ -25,7 +25,9 @@ def test_tutorial_results_equal_parallelism_one(parallelism: int, batch_size: in
     def alerts(p: int) -> Counter[str]:
         env = StreamExecutionEnvironment.get_execution_environment()
         env.set_parallelism(p).set_batch_size(batch_size)
-        return Counter(str(a) for a in build_tutorial_job(env.from_collection(DATA)).execute_and_collect())
+        return Counter(
+            str(a) for a in build_tutorial_job(env.from_collection(DATA)).execute_and_collect()
+        )
 
     assert alerts(parallelism) == alerts(1)
     assert sum(alerts(1).values()) > 0
@@ -35,10 +37,17 @@ def test_stable_hash_does_not_depend_on_python_hash_seed() -> None:
     import subprocess
     import sys
 
-    code = "from fraudstream.runtime.keygroups import stable_hash; print(stable_hash(('payee', 17, 2.5)))"
+    code = (
+        "from fraudstream.runtime.keygroups import stable_hash; "
+        "print(stable_hash(('payee', 17, 2.5)))"
+    )
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": seed, "PATH": ""}, check=True
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            check=True,
         ).stdout
         for seed in ("1", "2")
     }

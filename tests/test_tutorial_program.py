@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.common import Types
+from fraudstream.common import Types, WatermarkStrategy
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.tutorial import Alert, FraudDetector, TimedFraudDetector, build_tutorial_job
 from fraudstream.testing import (
@@ -17,7 +17,6 @@ from fraudstream.testing import (
     ManualClock,
     ScriptedSource,
 )
-from fraudstream.common import WatermarkStrategy
 
 TUTORIAL_DATA = [
     (1, 1000, 188.23),
@@ -113,8 +112,14 @@ def test_timer_variant_forgets_the_small_transaction_after_a_minute() -> None:
 
 
 def test_timer_variant_keys_are_independent() -> None:
-    script = [(1, 1, 0.5), AdvanceProcessingTime(30_000), (2, 2, 0.2),
-              AdvanceProcessingTime(30_000), (1, 3, 900.0), (2, 4, 900.0)]
+    script = [
+        (1, 1, 0.5),
+        AdvanceProcessingTime(30_000),
+        (2, 2, 0.2),
+        AdvanceProcessingTime(30_000),
+        (1, 3, 900.0),
+        (2, 4, 900.0),
+    ]
     assert _timed_run(script) == ["Alert{id=2}"]
 
 

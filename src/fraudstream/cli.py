@@ -24,7 +24,7 @@ EXIT_USAGE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fraudstream",
-        description="Real-time fraud detection on an embedded engine with the PyFlink DataStream API.",
+        description="Real-time fraud detection on an embedded PyFlink-compatible engine.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -37,10 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("program", help="path of the PyFlink program")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the program")
 
-    from fraudstream import jobs_cli
-
-    jobs_cli.add_commands(commands)
+    demo = commands.add_parser("demo", help="run the web demo (engine, generator, rules, UI)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=5656)
+    demo.set_defaults(handler=_demo)
     return parser
+
+
+def _demo(options: argparse.Namespace) -> int:
+    print(
+        "fraudstream demo: the web demo is not available in this build yet; "
+        "try `fraudstream run PROGRAM.py`",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _run_program(path: str, args: list[str]) -> int:

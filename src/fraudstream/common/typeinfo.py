@@ -82,7 +82,7 @@ class BasicTypeInfo(TypeInformation):
             raise TypeError(f"{value!r} is a {type(value).__name__}, expected {self.name}")
         if self.name in _INT_RANGES:
             low, high = _INT_RANGES[self.name]
-            if not low <= value <= high:
+            if isinstance(value, int) and not low <= value <= high:
                 raise TypeError(f"{value!r} is out of range for {self.name}")
 
     def format(self, value: Any) -> str:
@@ -387,7 +387,7 @@ def _scientific(digits: str, exponent: int) -> str:
 
 def _shortest_digits(text: str) -> tuple[str, int]:
     """Significant digits and the exponent of the first one, from a shortest repr."""
-    sign, digit_tuple, exp = decimal.Decimal(text).normalize().as_tuple()
+    _sign, digit_tuple, exp = decimal.Decimal(text).normalize().as_tuple()
     digits = "".join(map(str, digit_tuple))
     assert isinstance(exp, int)
     return digits, exp + len(digits) - 1

@@ -1,0 +1,1 @@
+"""Sources and sinks: collections, the transaction generator, files, Kafka, SQLite."""

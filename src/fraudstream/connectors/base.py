@@ -81,7 +81,7 @@ class ReaderContext:
 class SourceReader(ABC, Generic[T]):
     """One parallel instance of a source, pulled by the runtime."""
 
-    def open(self, context: ReaderContext) -> None:  # noqa: B027 - optional hook
+    def open(self, context: ReaderContext) -> None:
         """Called once before the first ``poll``."""
 
     @abstractmethod
@@ -97,7 +97,7 @@ class SourceReader(ABC, Generic[T]):
         return None
 
     def timestamps(self) -> Sequence[int] | None:
-        """Native event timestamps (ms) of the records of the last ``poll``, if the source has them."""
+        """Native event times (ms) of the last ``poll``'s records, if the source has them."""
         return None
 
     @abstractmethod
@@ -108,10 +108,10 @@ class SourceReader(ABC, Generic[T]):
     def restore_position(self, position: Any) -> None:
         """Continue after ``position`` (called after ``open``, before the first ``poll``)."""
 
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:  # noqa: B027
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         """A checkpoint this reader took part in is durable (e.g. commit Kafka offsets)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources; called once, also after a failure."""
 
 
@@ -142,7 +142,7 @@ class WriterContext:
 class SinkWriter(ABC, Generic[T]):
     """One parallel instance of a sink, with two-phase commit."""
 
-    def open(self, context: WriterContext) -> None:  # noqa: B027 - optional hook
+    def open(self, context: WriterContext) -> None:
         """Called once before the first write."""
 
     @abstractmethod
@@ -154,13 +154,13 @@ class SinkWriter(ABC, Generic[T]):
         self.flush()
         return None
 
-    def commit(self, committables: Sequence[Any]) -> None:  # noqa: B027
+    def commit(self, committables: Sequence[Any]) -> None:
         """Make sealed committables visible; must be idempotent."""
 
-    def flush(self) -> None:  # noqa: B027 - optional hook
+    def flush(self) -> None:
         """Push buffered records out (non-transactional sinks)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources; called once, also after a failure."""
 
 

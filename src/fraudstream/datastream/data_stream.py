@@ -343,7 +343,7 @@ class DataStream:
         if limit is None:
             return iterator
         with iterator:
-            out = []
+            out: list[Any] = []
             for record in iterator:
                 if len(out) >= limit:
                     break

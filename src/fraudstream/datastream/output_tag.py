@@ -8,7 +8,7 @@ __all__ = ["OutputTag"]
 
 
 class OutputTag:
-    """A side output, identified by its id; a process function emits to it with ``yield tag, value``."""
+    """A side output, by id; a process function emits to it with ``yield tag, value``."""
 
     __slots__ = ("tag_id", "type_info")
 

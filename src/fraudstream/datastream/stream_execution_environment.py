@@ -251,6 +251,11 @@ class StreamExecutionEnvironment:
 
         if not isinstance(state_backend, StateBackend):
             raise TypeError(f"expected a state backend, got {state_backend!r}")
+        if state_backend.kind != "memory":
+            raise ConfigurationError(
+                f"the {type(state_backend).__name__} is not available in this build; "
+                "use HashMapStateBackend (in-memory keyed state)"
+            )
         self._state_backend = state_backend.kind
         return self
 
@@ -378,7 +383,7 @@ class StreamExecutionEnvironment:
     def _runner(self, nodes: list[Transformation], name: str) -> JobRunner:
         if not nodes:
             raise ConfigurationError(
-                "no operators defined in the job: add a sink (print, sink_to, add_sink) before execute()"
+                "no operators in the job: add a sink (print, sink_to, add_sink) before execute()"
             )
         return JobRunner(
             nodes,
@@ -442,9 +447,8 @@ class StreamExecutionEnvironment:
         def pull() -> tuple[bool, Any]:
             nonlocal position
             while position >= len(buffer):
-                if not runner.step():
-                    if position >= len(buffer):
-                        return False, None
+                if not runner.step() and position >= len(buffer):
+                    return False, None
             value = buffer[position]
             position += 1
             if position > 4096 and position * 2 > len(buffer):

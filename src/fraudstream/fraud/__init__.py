@@ -1,0 +1,1 @@
+"""The fraud application: the tutorial detector and the dynamic rules engine."""

@@ -128,7 +128,7 @@ class JobRunner:
             if partitioning == "forward" and len(ups) != len(downs):
                 partitioning = "rebalance"  # as Flink does when parallelism changes
             for up_index, upstream in enumerate(ups):
-                if partitioning == "forward" or len(downs) == 1 and partitioning != "broadcast":
+                if partitioning == "forward" or (len(downs) == 1 and partitioning != "broadcast"):
                     target = downs[up_index] if partitioning == "forward" else downs[0]
                     channel: Any = Channel(target, edge.input_no, target.add_input_channel())
                 else:
@@ -186,12 +186,12 @@ class JobRunner:
         states: dict[str, list[Any]] = loaded.payload["operators"]
         old_parallelism = loaded.payload.get("parallelism", 1)
         known = set()
-        for node_id, ops in self._instances.items():
+        for _node_id, ops in self._instances.items():
             uid = ops[0].uid
             known.add(uid)
             saved = states.get(uid)
             if saved is None:
-                if any(op.snapshot_state is not Operator.snapshot_state for op in ops):
+                if any(type(op).snapshot_state is not Operator.snapshot_state for op in ops):
                     log.warning("operator %r has no state in the checkpoint; it starts empty", uid)
                 continue
             for op in ops:

@@ -15,7 +15,7 @@ __all__ = ["MAX_WATERMARK", "MIN_WATERMARK", "InputWatermarks"]
 class InputWatermarks:
     """Per-channel watermarks and idleness; reports when the combined watermark advances."""
 
-    __slots__ = ("current", "idle", "_idle", "_wms")
+    __slots__ = ("_idle", "_wms", "current", "idle")
 
     def __init__(self, channels: int) -> None:
         self._wms = [MIN_WATERMARK] * channels
@@ -25,8 +25,7 @@ class InputWatermarks:
 
     def update(self, channel: int, watermark: int) -> int | None:
         """Record ``watermark`` on ``channel``; the new combined watermark if it advanced."""
-        if watermark > self._wms[channel]:
-            self._wms[channel] = watermark
+        self._wms[channel] = max(self._wms[channel], watermark)
         self._idle[channel] = False
         self.idle = False
         return self._recompute()

@@ -1,5 +1,7 @@
-"""Connector interfaces, as in ``pyflink.datastream.connectors``; implementations live in
-:mod:`fraudstream.connectors`."""
+"""Connector interfaces, as in ``pyflink.datastream.connectors``.
+
+Implementations live in :mod:`fraudstream.connectors`.
+"""
 
 from __future__ import annotations
 

@@ -17,12 +17,6 @@ __all__ = ["KeyedSupport", "create_backend"]
 def create_backend(operator: Operator) -> KeyedStateBackend:
     """The state backend the job is configured with, for one keyed operator instance."""
     task = operator.task
-    if task.state_backend == "rocksdb":
-        from fraudstream.state.rocksdb import RocksDBKeyedStateBackend
-
-        return RocksDBKeyedStateBackend(
-            task.state_dir, f"{operator.uid}-{task.subtask_index}", task.clock_ms
-        )
     from fraudstream.state.memory import HeapKeyedStateBackend
 
     return HeapKeyedStateBackend(task.clock_ms)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from fraudstream.datastream.output_tag import OutputTag
-from fraudstream.datastream.state import ValueStateDescriptor
+from fraudstream.datastream.state import ValueState, ValueStateDescriptor
 from fraudstream.datastream.time_domain import TimeDomain
 from fraudstream.exceptions import JobFailedError
 from fraudstream.runtime.operators.base import Operator, Timestamps
@@ -103,8 +103,8 @@ class UserFunctionOperator(Operator):
             raise self.failure(exc, failed, True) from exc
         # Slow path: find the failing record, divert it, continue with the rest one by one.
         position = next(i for i, v in enumerate(values) if v is failed)
-        stamp = None if timestamps is None else timestamps[position]
-        self.out.emit_side(self.error_tag, [(failed, f"{type(exc).__name__}: {exc}")], [stamp])  # type: ignore[list-item]
+        stamp = None if timestamps is None else [timestamps[position]]
+        self.out.emit_side(self.error_tag, [(failed, f"{type(exc).__name__}: {exc}")], stamp)
         for i in range(position + 1, len(values)):
             single_ts = None if timestamps is None else [timestamps[i]]
             try:
@@ -115,7 +115,7 @@ class UserFunctionOperator(Operator):
                 self.out.emit_side(
                     self.error_tag,
                     [(values[i], f"{type(again).__name__}: {again}")],
-                    single_ts,  # type: ignore[arg-type]
+                    single_ts,
                 )
 
 
@@ -138,8 +138,8 @@ class MapOperator(UserFunctionOperator):
         """Map the batch."""
         fn = self._fn
         value = None
+        result: list[Any] = []
         try:
-            result = []
             append = result.append
             for value in values:
                 append(fn(value))
@@ -412,7 +412,9 @@ class KeyedReduceOperator(KeyedSupport, UserFunctionOperator):
     def open(self) -> None:
         """Create the state backend, then open the function."""
         self.open_keyed()
-        self._state = self.backend.get_state(ValueStateDescriptor("__reduce__"))
+        self._state = cast(
+            "ValueState[Any]", self.backend.get_state(ValueStateDescriptor("__reduce__"))
+        )
         UserFunctionOperator.open(self)
 
     def push1(self, values: list[Any], timestamps: Timestamps) -> None:

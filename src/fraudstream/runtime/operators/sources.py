@@ -52,7 +52,7 @@ class WatermarkGenerator:
         if not present:
             return None
         before = self.max_ts
-        self.max_ts = max(before, max(present))
+        self.max_ts = max(before, *present)
         if self.max_ts == before:
             return None
         return self.max_ts - self._bound - 1
@@ -186,7 +186,7 @@ class SourceOperator(Operator):
     def _flush_dead_letters(self) -> None:
         dead, self._dead = self._dead, []
         self.dead_letters += len(dead)
-        self.out.emit_side(DEAD_LETTER_TAG_ID, dead, None)  # type: ignore[arg-type]
+        self.out.emit_side(DEAD_LETTER_TAG_ID, list(dead), None)
 
     def _end(self) -> None:
         self.ended = True

@@ -103,6 +103,8 @@ class CoProcessOperator(_TwoInput):
 
 
 class _KeyedTwoInput(KeyedSupport, _TwoInput):
+    timer_ctx: FunctionContext
+
     def __init__(
         self,
         name: str,

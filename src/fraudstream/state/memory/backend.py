@@ -13,14 +13,14 @@ from fraudstream.state.memory import states, ttl_states
 
 __all__ = ["HeapKeyedStateBackend"]
 
-_PLAIN = {
+_PLAIN: dict[str, Any] = {
     "value": states.HeapValueState,
     "list": states.HeapListState,
     "map": states.HeapMapState,
     "reducing": states.HeapReducingState,
     "aggregating": states.HeapAggregatingState,
 }
-_TTL = {
+_TTL: dict[str, Any] = {
     "value": ttl_states.TtlValueState,
     "list": ttl_states.TtlListState,
     "map": ttl_states.TtlMapState,

@@ -60,7 +60,8 @@ class HeapListState(ListState[Any]):
 
     def get(self) -> Iterable[Any]:
         """The current key's values (an empty list when unset)."""
-        return self._table.get(self._backend.current_key, [])
+        values: list[Any] = self._table.get(self._backend.current_key, [])
+        return values
 
     def add(self, value: Any) -> None:
         """Append ``value`` (``None`` is refused, as in Flink)."""

@@ -165,7 +165,8 @@ class TtlMapState(_Ttl, MapState[Any, Any]):
             del entries[k]
         if not entries:
             del self._table[key]
-        return entries
+        live: dict[Any, Any] = entries
+        return live
 
     def get(self, key: Any) -> Any:
         """The value of ``key`` unless it expired."""
