@@ -123,3 +123,29 @@ def build_tutorial_job(transactions: Any, timer: bool = False) -> Any:
         .name("fraud-detector")
         .uid("fraud-detector")
     )
+
+
+def _tutorial_input(env: Any, options: Any) -> Any:
+    """Transactions from ``--source`` as the tutorial's ``(account, timestamp, amount)``.
+
+    The account is the payee: the tutorial's pattern (a small payment, then a large one
+    from the same account) is what the generator injects per payee.
+    """
+    from fraudstream.common.watermark_strategy import WatermarkStrategy
+    from fraudstream.connectors.specs import make_source
+
+    source = make_source(options.source, "transactions")
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "transactions").uid(
+        "transactions"
+    )
+    return stream.map(lambda t: (t.payee_id, t.event_time, t.payment_amount)).name("to-tutorial")
+
+
+def cli_job(env: Any, options: Any) -> Any:
+    """``fraudstream job tutorial``: the detector over ``--source``."""
+    return build_tutorial_job(_tutorial_input(env, options))
+
+
+def cli_job_timer(env: Any, options: Any) -> Any:
+    """``fraudstream job tutorial-timer``: the timer variant over ``--source``."""
+    return build_tutorial_job(_tutorial_input(env, options), timer=True)

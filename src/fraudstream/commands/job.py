@@ -1,0 +1,98 @@
+"""``fraudstream job NAME``: run one of the fraud jobs over connectors named on the command line.
+
+``--source``/``--sink``/``--rules`` take connector specs (:mod:`fraudstream.connectors.specs`):
+``generator:count=1000000,seed=7``, ``jsonl:PATH``, ``csv:PATH``, ``kafka://HOST:PORT/TOPIC``,
+``sqlite:PATH``, ``print``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from fraudstream.commands.common import EXIT_OK
+from fraudstream.exceptions import ConfigurationError
+
+NAME = "job"
+HELP = "run a fraud job (tutorial, tutorial-timer, rules) over sources and sinks"
+
+#: job name -> "module:function"; the function takes (env, source stream, options) and
+#: returns the stream of alerts to write to ``--sink``.
+JOBS: dict[str, str] = {
+    "tutorial": "fraudstream.fraud.tutorial:cli_job",
+    "tutorial-timer": "fraudstream.fraud.tutorial:cli_job_timer",
+}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``job``."""
+    parser.add_argument("name", choices=sorted(JOBS), help="which job")
+    parser.add_argument(
+        "--source",
+        default="generator:count=1000",
+        help="transactions: generator[:rate=R,count=N,seed=S] | jsonl:PATH | csv:PATH | "
+        "kafka://HOST:PORT/TOPIC (default %(default)s)",
+    )
+    parser.add_argument("--rules", help="rules (rules job): jsonl:PATH | kafka://HOST:PORT/TOPIC")
+    parser.add_argument(
+        "--sink",
+        default="print",
+        help="alerts: print | jsonl:PATH | sqlite:PATH | kafka://HOST:PORT/TOPIC",
+    )
+    parser.add_argument("--dead-letters", help="where bad records go: jsonl:PATH | kafka://...")
+    parser.add_argument("--parallelism", "-p", type=_positive_int, default=1)
+    parser.add_argument("--max-parallelism", type=_positive_int, default=128)
+    parser.add_argument("--checkpoint-dir", help="directory for checkpoints")
+    parser.add_argument(
+        "--checkpoint-interval", type=_positive_int, default=1000, help="ms between checkpoints"
+    )
+    parser.add_argument("--from-checkpoint", help="latest | PATH of a checkpoint to restore")
+    parser.add_argument(
+        "--engine", choices=["embedded", "flink"], default="embedded", help="which engine runs it"
+    )
+
+
+def job_function(name: str) -> Any:
+    """The builder function registered for a job name."""
+    import importlib
+
+    module_name, _, function = JOBS[name].partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def run(options: argparse.Namespace) -> int:
+    """Build the job on an embedded environment and run it to the end of its source."""
+    from fraudstream.connectors.specs import make_sink
+    from fraudstream.datastream import StreamExecutionEnvironment
+
+    if options.engine != "embedded":
+        raise ConfigurationError("--engine flink is not available in this build yet")
+    if options.from_checkpoint and not options.checkpoint_dir:
+        raise ConfigurationError("--from-checkpoint needs --checkpoint-dir")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(options.parallelism)
+    env.set_max_parallelism(options.max_parallelism)
+    if options.checkpoint_dir:
+        env.enable_checkpointing(options.checkpoint_interval)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(options.checkpoint_dir)
+    if options.from_checkpoint:
+        env.restore_from(options.from_checkpoint)
+    alerts = job_function(options.name)(env, options)
+    if options.sink == "print":
+        alerts.print()
+    else:
+        alerts.sink_to(make_sink(options.sink, "alerts"))
+    env.execute(f"fraudstream job {options.name}")
+    sys.stdout.flush()
+    return EXIT_OK
