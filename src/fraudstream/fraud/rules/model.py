@@ -482,7 +482,7 @@ def _load_text(obj: str | bytes) -> Any:
     stripped = text.strip()
     if not stripped:
         raise RuleValidationError({"rule": "is empty"})
-    if not stripped.startswith("{"):
+    if not stripped.startswith(("{", "[")):
         return parse_rule_csv(stripped)
     try:
         return json.loads(stripped)
