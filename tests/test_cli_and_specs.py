@@ -143,3 +143,17 @@ def test_cli_job_unknown_source_is_a_usage_error(capsys: pytest.CaptureFixture[s
 def test_cli_restore_needs_a_checkpoint_dir(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["job", "tutorial", "--from-checkpoint", "latest"]) == 2
     assert "--from-checkpoint needs --checkpoint-dir" in capsys.readouterr().err
+
+
+def test_cli_bench_names_the_available_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark 'nosuch'" in err
+    assert "tutorial" in err
+
+
+def test_cli_bench_runs_a_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "tutorial", "--events", "20000"]) == 0
+    out = capsys.readouterr().out
+    assert "fraudstream p=1" in out
+    assert "plain loop" in out
