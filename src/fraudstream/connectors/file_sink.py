@@ -99,7 +99,7 @@ class _CommitLog:
                 self.committed[token] = int(end)
                 self.open_begin = None
         if text and not text.endswith("\n"):
-            self.append("")  # terminate the cut line so the next entry starts cleanly
+            os.truncate(self.path, text.rfind("\n") + 1)  # drop the cut line for good
 
     def append(self, line: str) -> None:
         with open(self.path, "a", encoding="ascii") as handle:

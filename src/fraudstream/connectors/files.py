@@ -156,6 +156,11 @@ class CsvSource(_LineFileSource):
         self.header = header
         if self.role == "rules":
             raise ConfigurationError("rules are JSON: read them with jsonl:PATH")
+        if header:
+            with open(path, "rb") as handle:
+                first = handle.readline(self.max_bytes + 2)
+            if first.endswith(b"\n") or (first and not self.follow):
+                self._decoder(first.rstrip(b"\r\n"))  # refuse a bad header before the job runs
 
     def _has_header(self) -> bool:
         return self.header
