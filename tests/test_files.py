@@ -200,7 +200,7 @@ def test_csv_restore_keeps_the_header(tmp_path: Path) -> None:
     path.write_bytes(CSV_HEADER + b"".join(encode_transaction_csv(tx) + b"\n" for tx in records))
     source = CsvSource(str(path))
     reader, _ = open_reader(source)
-    head = reader.poll(7) or []
+    head = list(reader.poll(7) or [])
     position = reader.snapshot_position()
     resumed, _ = open_reader(source)
     resumed.restore_position(position)
