@@ -158,6 +158,32 @@ class AlertStore:
                 params.append(value)
         return clauses, params
 
+    def _select(
+        self,
+        rule_id: int | None,
+        key: str | None,
+        *,
+        since_ms: int | None,
+        until_ms: int | None,
+        limit: int,
+        before: int | None,
+    ) -> tuple[str, list[Any]]:
+        """The page's SQL: newest first by id, one more row than asked to see if more follow."""
+        clauses, params = self._where(
+            rule_id, None if key is None else str(key), since_ms, until_ms
+        )
+        if before is not None:
+            clauses.append("id < ?")
+            params.append(int(before))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        # A time range alone reads the time index (old ranges would otherwise scan every
+        # newer alert); with a rule or key their index is narrower.
+        hint = ""
+        if rule_id is None and key is None and (since_ms is not None or until_ms is not None):
+            hint = "INDEXED BY alerts_by_time"
+        params.append(limit + 1)
+        return f"SELECT id, body FROM alerts {hint} {where} ORDER BY id DESC LIMIT ?", params
+
     def query(
         self,
         rule_id: int | None = None,
@@ -177,16 +203,11 @@ class AlertStore:
             raise ConfigurationError(
                 f"limit must be an integer from 1 to {_MAX_LIMIT}, got {limit!r}"
             )
-        clauses, params = self._where(
-            rule_id, None if key is None else str(key), since_ms, until_ms
+        sql, params = self._select(
+            rule_id, key, since_ms=since_ms, until_ms=until_ms, limit=limit, before=before
         )
-        if before is not None:
-            clauses.append("id < ?")
-            params.append(int(before))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT id, body FROM alerts {where} ORDER BY id DESC LIMIT ?"
         with self._lock:
-            rows = self._db.execute(sql, (*params, limit + 1)).fetchall()
+            rows = self._db.execute(sql, params).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         items = [json.loads(body) for _, body in rows]
