@@ -22,6 +22,7 @@ HELP = "run a fraud job (tutorial, tutorial-timer, rules) over sources and sinks
 JOBS: dict[str, str] = {
     "tutorial": "fraudstream.fraud.tutorial:cli_job",
     "tutorial-timer": "fraudstream.fraud.tutorial:cli_job_timer",
+    "rules": "fraudstream.fraud.rules.job:cli_job",
 }
 
 
