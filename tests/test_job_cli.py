@@ -1,4 +1,4 @@
-"""``fraudstream job tutorial`` over the generator, files and SQLite,, in process and run."""
+"""``fraudstream job tutorial`` over generator, files and SQLite, in process and as a program."""
 
 from __future__ import annotations
 
