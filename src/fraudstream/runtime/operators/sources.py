@@ -184,7 +184,8 @@ class SourceOperator(Operator):
         return len(values)
 
     def _flush_dead_letters(self) -> None:
-        dead, self._dead = self._dead, []
+        dead = list(self._dead)
+        self._dead.clear()  # in place: the reader's context holds this very list's append
         self.dead_letters += len(dead)
         self.out.emit_side(DEAD_LETTER_TAG_ID, list(dead), None)
 
