@@ -675,8 +675,23 @@ class KafkaSinkWriter(SinkWriter[T]):
                 if self.lineage is None:
                     self.lineage = committable.lineage  # a restored run continues the lineage
                 self._last_checkpoint = max(self._last_checkpoint, committable.checkpoint_id)
-                if self._marker(committable) >= committable.checkpoint_id:
-                    continue  # committed before the crash
+                marker = self._marker(committable)
+                if marker >= committable.checkpoint_id:
+                    log.info(
+                        "%s: checkpoint %d (%d records) was committed before the restart",
+                        self.transactional_id,
+                        committable.checkpoint_id,
+                        len(committable.records),
+                    )
+                    continue
+                log.info(
+                    "%s: committing checkpoint %d (%d records) again after the restart "
+                    "(last commit marker %d)",
+                    self.transactional_id,
+                    committable.checkpoint_id,
+                    len(committable.records),
+                    marker,
+                )
             self._commit_one(committable)
             self._sealed.discard((committable.lineage, committable.checkpoint_id))
 
@@ -790,7 +805,60 @@ def _codecs() -> Any:
     """The shared JSON codecs (``fraudstream.connectors.codecs``)."""
     import importlib
 
-    return importlib.import_module("fraudstream.connectors.codecs")
+    try:
+        return importlib.import_module("fraudstream.connectors.codecs")
+    except ModuleNotFoundError:  # TODO(kafka): drop once codecs lands on main
+        return _InterimCodecs
+
+
+class _InterimCodecs:
+    """Transaction and alert JSON until ``fraudstream.connectors.codecs`` exists."""
+
+    @staticmethod
+    def decode_transaction_json(raw: bytes) -> Any:
+        import json
+        import math
+
+        from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
+
+        try:
+            obj = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidRecordError(f"not valid JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise InvalidRecordError("a transaction must be a JSON object")
+        values: list[Any] = []
+        for name in TRANSACTION_FIELDS:
+            value = obj.get(name)
+            if name == "paymentType":
+                if value not in ("CSH", "CRD"):
+                    raise InvalidRecordError(f"paymentType {value!r} is not CSH or CRD")
+            elif name == "paymentAmount":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise InvalidRecordError(f"paymentAmount {value!r} is not a number")
+                if not math.isfinite(value) or value < 0:
+                    raise InvalidRecordError(f"paymentAmount {value!r} is not a finite amount")
+                value = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidRecordError(f"{name} {value!r} is missing or not an integer")
+            values.append(value)
+        return Transaction(*values)
+
+    @staticmethod
+    def encode_transaction_json(tx: Any) -> bytes:
+        import json
+
+        from fraudstream.fraud.transaction import TRANSACTION_FIELDS
+
+        return json.dumps(dict(zip(TRANSACTION_FIELDS, tx)), separators=(",", ":")).encode()
+
+    @staticmethod
+    def to_json_bytes(record: Any) -> bytes:
+        import json
+
+        if hasattr(record, "to_json_dict"):
+            record = record.to_json_dict()
+        return json.dumps(record, separators=(",", ":")).encode()
 
 
 def _json_decoder(raw: bytes) -> Any:
