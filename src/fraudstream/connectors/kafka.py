@@ -34,7 +34,9 @@ Sink
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +53,7 @@ from fraudstream.connectors.base import (
     WriterContext,
 )
 from fraudstream.exceptions import ConfigurationError, InvalidRecordError, JobFailedError
+from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -410,7 +413,7 @@ class KafkaSourceReader(SourceReader[T]):
                 else:
                     out.append(value)
                     stamps.append(message.timestamp()[1])
-            if stop is not None:
+            if stop is not None and offset + 1 >= stop.get(partition, 0):
                 self._check_stop(partition)
         self._last_change = source.monotonic()
         self.records_read += len(out)
@@ -816,11 +819,6 @@ class _InterimCodecs:
 
     @staticmethod
     def decode_transaction_json(raw: bytes) -> Any:
-        import json
-        import math
-
-        from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
-
         try:
             obj = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
@@ -846,24 +844,16 @@ class _InterimCodecs:
 
     @staticmethod
     def encode_transaction_json(tx: Any) -> bytes:
-        import json
-
-        from fraudstream.fraud.transaction import TRANSACTION_FIELDS
-
         return json.dumps(dict(zip(TRANSACTION_FIELDS, tx)), separators=(",", ":")).encode()
 
     @staticmethod
     def to_json_bytes(record: Any) -> bytes:
-        import json
-
         if hasattr(record, "to_json_dict"):
             record = record.to_json_dict()
         return json.dumps(record, separators=(",", ":")).encode()
 
 
 def _json_decoder(raw: bytes) -> Any:
-    import json
-
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -936,6 +926,4 @@ def sink_from_spec(spec: Any, role: str) -> KafkaSink[Any]:
 
 
 def _dead_letter_bytes(record: DeadLetter) -> bytes:
-    import json
-
     return json.dumps(record.to_json_dict(), separators=(",", ":")).encode()
