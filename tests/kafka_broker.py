@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +121,16 @@ def kafka_broker() -> Iterator[KafkaBroker]:
         running_broker(Path(log_dir)) as broker,
     ):
         yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_producer(kafka_broker: KafkaBroker) -> Iterator[Any]:
+    """An idempotent producer for the session (creating one takes about half a second)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "enable.idempotence": True})
+    yield producer
+    producer.flush(10)
 
 
 _topic_numbers = itertools.count(1)

@@ -6,7 +6,6 @@ capturing sink). Their dedupe key is ``(accountId, timestamp)``.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import random
@@ -48,17 +47,8 @@ def transactions(count: int, seed: int, first_id: int = 0) -> list[Transaction]:
     return out
 
 
-@functools.cache
-def producer_for(bootstrap: str) -> Any:
-    """One producer per broker: creating an idempotent producer takes about half a second."""
-    from confluent_kafka import Producer
-
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-
-
-def produce_transactions(bootstrap: str, topic: str, txs: list[Transaction]) -> None:
+def produce_transactions(producer: Any, topic: str, txs: list[Transaction]) -> None:
     """Keyed by payee, so each account's transactions stay in order in one partition."""
-    producer = producer_for(bootstrap)
     for tx in txs:
         value = json.dumps(dict(zip(TRANSACTION_FIELDS, tx))).encode()
         while True:
@@ -83,8 +73,7 @@ HOSTILE = [
 ]
 
 
-def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = producer_for(bootstrap)
+def produce_raw(producer: Any, topic: str, values: list[bytes]) -> None:
     for i, value in enumerate(values):
         producer.produce(topic, value=value, key=str(i).encode())
     assert producer.flush(30) == 0
@@ -112,16 +101,16 @@ def cli(*args: str) -> list[str]:
 
 
 def test_tutorial_job_from_kafka_to_kafka_equals_in_process_run(
-    kafka_broker: KafkaBroker, kafka_topic: Topic
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any
 ) -> None:
     bootstrap = kafka_broker.bootstrap
     tx_topic, alert_topic = kafka_topic("transactions"), kafka_topic("alerts")
     create_topic(bootstrap, tx_topic, 4)
     txs = transactions(3000, seed=1)
-    produce_transactions(bootstrap, tx_topic, txs[:1500])
+    produce_transactions(kafka_producer, tx_topic, txs[:1500])
     # hostile records between the good ones go to the dead letters; the job keeps going
-    produce_raw(bootstrap, tx_topic, HOSTILE)
-    produce_transactions(bootstrap, tx_topic, txs[1500:])
+    produce_raw(kafka_producer, tx_topic, HOSTILE)
+    produce_transactions(kafka_producer, tx_topic, txs[1500:])
     expected = expected_alerts(txs)
     assert sum(expected.values()) > 100
 
@@ -167,7 +156,7 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30.0)
 
 
 def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
-    kafka_broker: KafkaBroker, kafka_topic: Topic, tmp_path: Path
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any, tmp_path: Path
 ) -> None:
     bootstrap = kafka_broker.bootstrap
     tx_topic, alert_topic = kafka_topic("transactions"), kafka_topic("alerts")
@@ -180,7 +169,7 @@ def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
     common = ["--sink", sink_spec, "-p", "2", "--checkpoint-dir", str(checkpoints)]
     common += ["--checkpoint-interval", "100"]
 
-    produce_transactions(bootstrap, tx_topic, batches[0][:500])
+    produce_transactions(kafka_producer, tx_topic, batches[0][:500])
     log = open(tmp_path / "first.log", "wb")  # noqa: SIM115 - closed below
     first = subprocess.Popen(
         cli("--source", f"kafka://{bootstrap}/{tx_topic}", *common),
@@ -193,7 +182,7 @@ def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
         # keep the job busy, and kill it in the middle of the stream
         rest = [tx for batch in batches[:4] for tx in batch][500:]
         for start in range(0, len(rest), 250):
-            produce_transactions(bootstrap, tx_topic, rest[start : start + 250])
+            produce_transactions(kafka_producer, tx_topic, rest[start : start + 250])
         assert first.poll() is None, (tmp_path / "first.log").read_text()
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
@@ -206,7 +195,7 @@ def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
     assert sum(before_restart.values()) > 0  # the first run had committed alerts
 
     for batch in batches[4:]:
-        produce_transactions(bootstrap, tx_topic, batch)
+        produce_transactions(kafka_producer, tx_topic, batch)
     second = subprocess.run(
         cli(
             "--source",

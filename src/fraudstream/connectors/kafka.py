@@ -281,6 +281,7 @@ class KafkaSourceReader(SourceReader[T]):
         self._consumer: Any = None
         self._context = ReaderContext()
         self._timestamps: list[int] = []
+        self._splits: list[int] = []
         self._at_end: set[int] = set()
         self._done: set[int] = set()
         self._last_change = 0.0
@@ -371,7 +372,8 @@ class KafkaSourceReader(SourceReader[T]):
         messages = self._consumer.consume(max_records, timeout=0)
         out: list[T] = []
         stamps: list[int] = []
-        self._timestamps = stamps
+        parts: list[int] = []
+        self._timestamps, self._splits = stamps, parts
         if not messages:
             return out
         deserialize = source.deserializer
@@ -413,6 +415,7 @@ class KafkaSourceReader(SourceReader[T]):
                 else:
                     out.append(value)
                     stamps.append(message.timestamp()[1])
+                    parts.append(partition)
             if stop is not None and offset + 1 >= stop.get(partition, 0):
                 self._check_stop(partition)
         self._last_change = source.monotonic()
@@ -453,6 +456,10 @@ class KafkaSourceReader(SourceReader[T]):
     def timestamps(self) -> Sequence[int] | None:
         """The Kafka timestamps (ms) of the last poll's records."""
         return self._timestamps
+
+    def splits(self) -> Sequence[int] | None:
+        """The partition of each of the last poll's records (watermarks per partition)."""
+        return self._splits
 
     def snapshot_position(self) -> Any:
         """``{partition: next offset}`` of this reader's partitions."""
