@@ -31,12 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import tutorial_transactions
 from fraudstream.common import WatermarkStrategy
-from fraudstream.connectors.kafka import (
-    KafkaSink,
-    KafkaSource,
-    _codecs,
-    create_topic,
-)
+from fraudstream.connectors.kafka import KafkaSink, KafkaSource, create_topic
+from fraudstream.connectors.kafka._specs import _codecs
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.transaction import Transaction
 from fraudstream.fraud.tutorial import build_tutorial_job
