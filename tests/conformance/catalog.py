@@ -164,6 +164,16 @@ CASES: Sequence[Case] = (
         ),
     ),
     Case(
+        "rules job",
+        "rules_job.py",
+        (
+            "the dynamic rules job (`fraudstream.fraud.rules.build_rules_job`) with the demo's "
+            "rules over a generated file: broadcast rules, dynamic keys, keyed windows in "
+            "state, event-time timers, side outputs",
+            "job code shared by both engines through the reverse alias (`fraudstream.flink`)",
+        ),
+    ),
+    Case(
         "timestamp of a record without one",
         "no_timestamp.py",
         ("`ctx.timestamp()` of a record that has no timestamp",),

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudstream.flink.launcher import flink_job_env, staged_package
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 SHARED = ROOT.parent / "shared"
@@ -65,11 +67,14 @@ def flink_python() -> Path | None:
     return default if default.exists() else None
 
 
-def flink_env(python: Path) -> dict[str, str]:
-    """Environment for a Flink run: the Flink venv's ``bin`` first on ``PATH``."""
-    env = dict(os.environ)
-    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("PYTHONPATH", None)
+def flink_env(python: Path, package_root: Path) -> dict[str, str]:
+    """Environment for a Flink run: as ``fraudstream job --engine flink`` sets it up.
+
+    The Flink venv's ``bin`` comes first on ``PATH``; the fraudstream package (alone, from
+    ``package_root``) and its reverse alias are on ``PYTHONPATH``, so that programs that
+    import fraudstream's jobs (``rules_job.py``) find them; the others never notice.
+    """
+    env = flink_job_env(python, package_root)
     env.pop("COV_CORE_SOURCE", None)
     return env
 
@@ -99,7 +104,9 @@ def run_fraudstream(program: Path, args: Sequence[str] = ()) -> Run:
 
 def run_flink(program: Path, python: Path, args: Sequence[str] = ()) -> Run:
     """The program on a local Flink mini cluster, with the Flink venv's interpreter."""
-    return _run("flink", [str(python), str(program), *args], flink_env(python), FLINK_TIMEOUT_S)
+    with staged_package() as root:
+        command = [str(python), str(program), *args]
+        return _run("flink", command, flink_env(python, root), FLINK_TIMEOUT_S)
 
 
 def _split(text: str, count: int) -> list[tuple[str, int, float]]:
@@ -125,7 +132,8 @@ def run_batch_on_flink(programs: Sequence[tuple[Path, Sequence[str]]], python: P
         return [run_flink(program, python, args) for program, args in programs]
     command = [str(python), str(BATCH), *(str(program) for program, _ in programs)]
     timeout = FLINK_TIMEOUT_S * max(len(programs), 1)
-    whole = _run("flink", command, flink_env(python), timeout)
+    with staged_package() as root:
+        whole = _run("flink", command, flink_env(python, root), timeout)
     outs = _split(whole.stdout, len(programs))
     errs = _split(whole.stderr, len(programs))
     runs = []
