@@ -6,10 +6,11 @@
 
 Steps:
 
-1. Install the reverse alias, so that job code imports PyFlink's API.
-2. Read the bounded input (``--source``, and ``--rules`` when it is a connector) here in
-   the driver with fraudstream's connectors, and hand it to Flink as a collection.
-   Unbounded inputs need Flink's own connectors on a cluster (docs/flink-deployment.md).
+1. Read the bounded input (``--source``, and ``--rules`` when it is a connector) here in
+   the driver with fraudstream's connectors (the embedded API, alias off), to hand it
+   to Flink as a collection. Unbounded inputs need Flink's own connectors on a cluster
+   (docs/flink-deployment.md).
+2. Install the reverse alias, so that job code imports PyFlink's API.
 3. Build the job with the same builder functions the embedded engine uses.
 4. Run it on a local mini cluster, collect the alerts back here and write them with
    fraudstream's sinks (``print``, ``jsonl:``, ``sqlite:``, ``kafka://``).
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from fraudstream.flink.reverse_alias import use_pyflink
+from fraudstream.flink.reverse_alias import use_embedded, use_pyflink
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 BATCH = 1000
@@ -87,7 +88,7 @@ def _rules(env: Any, transactions: Any, options: Any) -> Any:
         initial = load_rules_file(spec)
     else:
         initial = []
-        changes = [r for raw in read_bounded(spec, "rules") for r in _rules_or_nothing(raw)]
+        changes = [r for raw in options.rule_records for r in _rules_or_nothing(raw)]
     streams = build_rules_job(
         transactions, _collection(env, changes), initial_rules=initial, out_of_orderness_ms=5000
     )
@@ -138,6 +139,15 @@ def _write(alerts: Iterator[Any], sink_spec: str) -> int:
 
 def run(options: Any) -> int:
     """Build and run the job described by ``options`` on a local Flink mini cluster."""
+    # 1. Inputs first, with fraudstream's own connectors (embedded API): a bad spec or
+    #    file fails in a second, before the JVM starts.
+    use_embedded()
+    records = read_bounded(options.source, "transactions")
+    rules = options.rules
+    options.rule_records = (
+        [] if rules is None or Path(rules).is_file() else read_bounded(rules, "rules")
+    )
+    # 2. From here on, job code builds on PyFlink.
     use_pyflink()
     from fraudstream.datastream import StreamExecutionEnvironment
 
@@ -148,7 +158,7 @@ def run(options: Any) -> int:
         env.enable_checkpointing(options.checkpoint_interval)
         storage = Path(options.checkpoint_dir).resolve().as_uri()
         env.get_checkpoint_config().set_checkpoint_storage_dir(storage)
-    transactions = _collection(env, read_bounded(options.source, "transactions"))
+    transactions = _collection(env, records)
     alerts = BUILDERS[options.name](env, transactions, options)
     with alerts.execute_and_collect(f"fraudstream job {options.name}") as results:
         _write(results, options.sink)
@@ -171,6 +181,16 @@ def main(argv: list[str]) -> int:
     except FraudstreamError as exc:
         print(f"fraudstream: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        print(f"fraudstream: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a failed Flink job arrives as a Py4J error with the Java trace
+        first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
+        print(f"fraudstream: the job failed on Flink: {first[0]}", file=sys.stderr)
+        causes = [line for line in str(exc).splitlines() if line.startswith("Caused by")]
+        for line in causes[-3:]:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":
