@@ -47,3 +47,30 @@ class LiveServer:
         self.server.should_exit = True
         self._thread.join(30)
         self._sock.close()
+
+
+def stuck_websocket(port: int, path: str, recv_buffer: int = 4096) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again.
+
+    Its receive buffer is small, so the server's writes to it back up within a few
+    hundred kilobytes: the worst browser tab there is.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(request.encode("ascii"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("the server closed the WebSocket handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"WebSocket handshake refused: {head[:40]!r}")
+    return sock

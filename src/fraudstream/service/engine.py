@@ -137,10 +137,10 @@ class DemoEngine:
         )
         if load_defaults:
             self._load_defaults_once()
-        self.generator = TransactionGenerator(seed=seed, rate=rate or None)
+        self.generator = TransactionGenerator(seed=seed, rate=rate or 1.0)
         self._speed = float(rate)
-        self._generating = rate > 0
-        if not self._generating:
+        self._generating = True
+        if rate == 0:
             self.generator.pause()
 
         self.events = RateMeter(clock=clock)
