@@ -154,7 +154,7 @@ def test_a_rule_added_in_the_form_raises_alerts_and_pausing_stops_them(
     last = newest_alert_of_555()
     for _ in range(20):
         start = emitted()
-        wait_for(lambda: emitted() > start + 100, what="more events")
+        wait_for(lambda start=start: emitted() > start + 100, what="more events")
         now = newest_alert_of_555()
         if now == last:
             break
