@@ -152,9 +152,13 @@ def test_a_rule_added_in_the_form_raises_alerts_and_pausing_stops_them(
     # Alerts raised before the pause reached the job may still land: wait until the newest
     # one stays the same while the engine keeps processing...
     last = newest_alert_of_555()
-    for _ in range(20):
+
+    def events_advance(by: int) -> None:
         start = emitted()
-        wait_for(lambda start=start: emitted() > start + 100, what="more events")
+        wait_for(lambda: emitted() > start + by, what=f"{by} more events")
+
+    for _ in range(20):
+        events_advance(100)
         now = newest_alert_of_555()
         if now == last:
             break
@@ -162,8 +166,7 @@ def test_a_rule_added_in_the_form_raises_alerts_and_pausing_stops_them(
     else:
         raise AssertionError("rule 555 kept raising alerts after it was paused")
     # ...then no new alert of rule 555 appears while hundreds more transactions go through.
-    start = emitted()
-    wait_for(lambda: emitted() > start + 300, what="more events")
+    events_advance(300)
     assert newest_alert_of_555() == last
     assert last is not None
 
