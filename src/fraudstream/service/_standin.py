@@ -288,11 +288,13 @@ class _Evaluate(CoFlatMapFunction):
         self.rules: dict[int, Rule] = {}
         self.windows: dict[tuple[int, tuple[Any, ...]], deque[Transaction]] = {}
         self.resets: dict[tuple[int, tuple[Any, ...]], int] = {}
+        self.sums: dict[tuple[int, tuple[Any, ...]], float] = {}
 
     def flat_map2(self, rule: Rule) -> Iterable[Any]:
         if rule.rule_state == "CONTROL":
             if rule.control_type and rule.control_type.startswith("CLEAR_STATE"):
                 self.windows.clear()
+                self.sums.clear()
             if rule.control_type == "DELETE_RULES_ALL":
                 self.rules.clear()
         elif rule.rule_state == "DELETE":
@@ -311,23 +313,24 @@ class _Evaluate(CoFlatMapFunction):
             slot = (rule.rule_id, key)
             window = self.windows.setdefault(slot, deque())
             window.append(tx)
+            total = self.sums.get(slot, 0.0) + tx.payment_amount
             start = tx.event_time - rule.window_minutes * 60_000
             while window and window[0].event_time < start:
-                window.popleft()
+                total -= window.popleft().payment_amount
+            self.sums[slot] = total
             if rule.aggregate_field_name == "COUNT_FLINK":
                 value = float(len(window))
             elif rule.aggregate_field_name == "COUNT_WITH_RESET_FLINK":
                 value = float(self.resets.get(slot, 0) + 1)
                 self.resets[slot] = int(value)
             else:
-                values = [t.payment_amount for t in window]
                 kind = rule.aggregator_function_type
                 if kind == "MIN":
-                    value = min(values)
+                    value = min(t.payment_amount for t in window)
                 elif kind == "MAX":
-                    value = max(values)
+                    value = max(t.payment_amount for t in window)
                 else:
-                    value = sum(values) / (len(values) if kind == "AVG" else 1)
+                    value = total / (len(window) if kind == "AVG" else 1)
             if _compare(value, rule.limit_operator_type, rule.limit):
                 if rule.aggregate_field_name == "COUNT_WITH_RESET_FLINK":
                     self.resets[slot] = 0

@@ -152,9 +152,12 @@ class DemoEngine:
         self.recent: deque[Transaction] = deque(maxlen=recent_capacity)
 
         self.transactions_hub = Hub(
-            "transactions", lambda tx: exact_ids(transaction_to_json_dict(tx)), inbox_size=40
+            "transactions",
+            lambda tx: exact_ids(transaction_to_json_dict(tx)),
+            inbox_size=50,
+            interval=0.25,
         )
-        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=200)
+        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=200, interval=0.25)
         self.latency_hub = Hub("latency", inbox_size=20, interval=0.5)
 
         self._rules_queue: QueueSource[Rule] | None = None
