@@ -79,9 +79,13 @@ def listen(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
+        sock.close()
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return sock
 
@@ -122,7 +126,6 @@ def run(options: argparse.Namespace) -> int:
         raise ConfigurationError(
             "`fraudstream demo` runs embedded; for Kafka use `fraudstream serve --kafka HOST:PORT`"
         )
-    sock = listen(options.host, options.port)
     token = resolve_token(options)
     data_dir: Path = options.data_dir or default_data_dir()
     engine = DemoEngine(
@@ -132,9 +135,10 @@ def run(options: argparse.Namespace) -> int:
         checkpoint_interval_ms=options.checkpoint_interval,
     )
     app = create_app(engine, token)
-    url = f"http://{options.host}:{options.port}"
-    print(banner(url, token, [f"  data: {data_dir}"]), flush=True)
+    sock = listen(options.host, options.port)
     try:
+        url = f"http://{options.host}:{options.port}"
+        print(banner(url, token, [f"  data: {data_dir}"]), flush=True)
         serve_app(app, sock)
     finally:
         sock.close()
