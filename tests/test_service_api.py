@@ -428,3 +428,12 @@ def test_a_restart_shows_the_same_rules_and_alert_history(tmp_path: Path) -> Non
     with LiveServer(create_app(second, TOKEN)) as server, httpx.Client(base_url=server.url) as c:
         assert rule_ids(c) == [1, 3, 4, 7]  # the deleted default rule does not come back
         assert c.get("/api/alerts").json()["items"][0]["alertTime"] == 5_000
+
+
+def test_backtest_over_no_history_and_of_a_control_command(shared: httpx.Client) -> None:
+    result = shared.post("/api/backtest", json=EVERY_TX_RULE, headers=AUTH).json()
+    assert (result["transactions"], result["alertCount"], result["alerts"]) == (0, 0, [])
+    control = {"ruleId": 0, "ruleState": "CONTROL", "controlType": "CLEAR_STATE_ALL"}
+    refused = shared.post("/api/backtest", json=control, headers=AUTH)
+    assert refused.status_code == 422
+    assert "ruleState" in refused.json()["errors"]

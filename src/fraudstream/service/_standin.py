@@ -284,8 +284,8 @@ class RulesJobStreams(NamedTuple):
 
 
 class _Evaluate(CoFlatMapFunction):
-    def __init__(self) -> None:
-        self.rules: dict[int, Rule] = {}
+    def __init__(self, initial: Iterable[Rule] = ()) -> None:
+        self.rules: dict[int, Rule] = {r.rule_id: r for r in initial}
         self.windows: dict[tuple[int, tuple[Any, ...]], deque[Transaction]] = {}
         self.resets: dict[tuple[int, tuple[Any, ...]], int] = {}
         self.sums: dict[tuple[int, tuple[Any, ...]], float] = {}
@@ -348,9 +348,15 @@ def _compare(value: float, op: str, limit: float) -> bool:
     }[op]
 
 
-def build_rules_job(transactions: DataStream, rules: DataStream) -> RulesJobStreams:
+def build_rules_job(
+    transactions: DataStream,
+    rules: DataStream,
+    *,
+    initial_rules: Iterable[Rule] = (),
+    out_of_orderness_ms: int | None = None,
+) -> RulesJobStreams:
     """A naive single-instance rules job (stand-in)."""
-    both = transactions.connect(rules).flat_map(_Evaluate())
+    both = transactions.connect(rules).flat_map(_Evaluate(initial_rules))
     alerts = both.filter(lambda r: r[0] == "alert").map(lambda r: r[1])
     latency = both.filter(lambda r: r[0] == "latency").map(lambda r: r[1])
     return RulesJobStreams(alerts, latency)
@@ -508,15 +514,3 @@ class AlertStore:
         """Number of alerts."""
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
-
-
-def backtest(rule: Rule, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
-    """Alerts ``rule`` would have raised over ``transactions`` (stand-in)."""
-    evaluate = _Evaluate()
-    evaluate.flat_map2(replace(rule, rule_state="ACTIVE"))
-    out: list[dict[str, Any]] = []
-    for tx in transactions:
-        for kind, value in evaluate.flat_map1(tx):
-            if kind == "alert":
-                out.append(value.to_json_dict())
-    return out

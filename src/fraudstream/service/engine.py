@@ -50,6 +50,9 @@ __all__ = ["MAX_SPEED", "DemoEngine", "RuleNotFoundError", "default_rules", "exa
 
 log = logging.getLogger(__name__)
 
+#: How far behind the newest transaction's event time others may arrive (ms).
+OUT_OF_ORDERNESS_MS = 5_000
+
 #: The fastest generator speed the API accepts (transactions per second).
 MAX_SPEED = 100_000.0
 
@@ -193,14 +196,19 @@ class DemoEngine:
                 env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoints))
                 if self.checkpoint_age_s() is not None:
                     env.restore_from("latest")
-            self._rules_queue = QueueSource(self.rulebook.list())
+            self._rules_queue = QueueSource()
             transactions = env.from_source(
                 self.generator, WatermarkStrategy.no_watermarks(), "transactions"
             ).uid("transactions")
             rules = env.from_source(
                 self._rules_queue, WatermarkStrategy.no_watermarks(), "rules"
             ).uid("rules")
-            streams = build_rules_job(transactions, rules)
+            streams = build_rules_job(
+                transactions,
+                rules,
+                initial_rules=self.rulebook.list(),
+                out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+            )
             transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
             streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts")
             streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency")
@@ -405,19 +413,34 @@ class DemoEngine:
         }
 
     def backtest(self, obj: Mapping[str, Any], max_alerts: int = 100) -> dict[str, Any]:
-        """Run a draft rule over the recent transactions without activating it."""
-        from fraudstream.service._standin import backtest
+        """Run a draft rule over the recent transactions without activating it.
 
+        The draft runs as its own bounded rules job on the embedded engine, over a copy
+        of the ring of recent transactions, with the draft as its only (ACTIVE) rule.
+        """
         rule = parse_rule(obj)
         if rule.to_json_dict()["ruleState"] == "CONTROL":
             raise RuleValidationError({"ruleState": "a control command cannot be backtested"})
+        draft = parse_rule({**rule.to_json_dict(), "ruleState": "ACTIVE"})
         history = list(self.recent)
-        alerts = backtest(rule, history)
+        env = StreamExecutionEnvironment.get_execution_environment()
+        streams = build_rules_job(
+            env.from_collection(history),
+            env.from_collection([]),
+            initial_rules=[draft],
+            out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+        )
+        count = 0
+        kept: deque[dict[str, Any]] = deque(maxlen=max_alerts)
+        with streams.alerts.execute_and_collect("backtest") as alerts:
+            for alert in alerts:
+                count += 1
+                kept.append(exact_ids(alert.to_json_dict()))
         return {
             "rule": rule_view(rule),
             "transactions": len(history),
-            "alertCount": len(alerts),
-            "alerts": [exact_ids(a) for a in alerts[-max_alerts:]],
+            "alertCount": count,
+            "alerts": list(kept),
         }
 
     # -- measurements ----------------------------------------------------------------------------
