@@ -134,8 +134,12 @@ def run(options: argparse.Namespace) -> int:
         seed=options.seed,
         checkpoint_interval_ms=options.checkpoint_interval,
     )
+    try:
+        sock = listen(options.host, options.port)
+    except ConfigurationError:
+        engine.close()
+        raise
     app = create_app(engine, token)
-    sock = listen(options.host, options.port)
     try:
         url = f"http://{options.host}:{options.port}"
         print(banner(url, token, [f"  data: {data_dir}"]), flush=True)

@@ -160,7 +160,7 @@ def create_app(
         controller: the engine the API drives.
         token: the access token mutating requests and WebSockets must present.
         max_body: largest accepted request body in bytes.
-        manage_engine: start the engine when the app starts and stop it when it stops.
+        manage_engine: start the engine when the app starts; stop and close it when it stops.
         latency_interval: seconds between two points of the latency chart.
     """
     if not token:
@@ -183,7 +183,7 @@ def create_app(
             for hub in engine.hubs():
                 await hub.stop()
             if manage_engine:
-                await asyncio.to_thread(engine.stop)
+                await asyncio.to_thread(engine.close)
 
     async def _latency_ticker() -> None:
         while True:

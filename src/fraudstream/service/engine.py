@@ -166,6 +166,7 @@ class DemoEngine:
         self._rules_queue: QueueSource[Rule] | None = None
         self._client: JobClient | None = None
         self.started_at: float | None = None
+        self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _load_defaults_once(self) -> None:
@@ -231,6 +232,17 @@ class DemoEngine:
             completed.result(timeout)
         except TimeoutError:
             log.warning("the rules job did not stop within %.0f s", timeout)
+
+    def close(self) -> None:
+        """Stop the job and close the rule book and the alert store (once)."""
+        self.stop()
+        if self._closed:
+            return
+        self._closed = True
+        for store in (self.rulebook, self.alert_store):
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
 
     def job_status(self) -> str:
         """``RUNNING``, ``FINISHED``, ``FAILED``, ``CANCELED`` or ``NOT_STARTED``."""
