@@ -21,6 +21,7 @@ AVG, COUNT_DISTINCT; windows from 1 minute to 30 days).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -218,7 +219,7 @@ def latency(rules: list[Rule], rate: float, seconds: float) -> dict[str, float]:
         stream, env.from_collection([]), initial_rules=rules, out_of_orderness_ms=5000
     )
     streams.alerts.sink_to(CallbackSink(on_alerts))
-    streams.latency.sink_to(CallbackSink(lambda batch: evaluations.extend(batch)))
+    streams.latency.sink_to(CallbackSink(evaluations.extend))
     started = time.perf_counter()
     env.execute("bench rules latency")
     elapsed = time.perf_counter() - started
@@ -255,11 +256,11 @@ def main() -> int:
     print("-" * len(header))
     for name, rules in rule_sets().items():
         rows: dict[str, tuple[float, int]] = {}
-        seconds, alerts = measure(lambda rules=rules: engine(data, rules))
+        seconds, alerts = measure(functools.partial(engine, data, rules))
         rows["fraudstream job"] = (args.events / seconds, alerts)
-        seconds, alerts = measure(lambda rules=rules: incremental_loop(data, rules))
+        seconds, alerts = measure(functools.partial(incremental_loop, data, rules))
         rows["incremental, no engine"] = (args.events / seconds, alerts)
-        seconds, alerts = measure(lambda rules=rules: demo_rescan(small, rules))
+        seconds, alerts = measure(functools.partial(demo_rescan, small, rules))
         rows[f"demo rescan ({len(small):,} tx)"] = (len(small) / seconds, alerts)
         check = incremental_loop(small, rules)
         if check != alerts:
