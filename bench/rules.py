@@ -119,7 +119,7 @@ def engine(data: list[Transaction], rules: list[Rule]) -> int:
 
 def incremental_loop(data: list[Transaction], rules: list[Rule]) -> int:
     active = [r for r in rules if r.evaluated]
-    prepared = []
+    prepared: list[tuple[Rule, list[int], int, dict[Any, RuleWindow], Any]] = []
     for rule in active:
         getter = [TRANSACTION_FIELDS[n] for n in rule.grouping_key_names]
         field = rule.aggregate_field_name
@@ -155,7 +155,7 @@ def demo_rescan(data: list[Transaction], rules: list[Rule]) -> int:
             window_state.setdefault(t, []).append(tx)
             start = t - rule.window_ms
             field = rule.aggregate_field_name
-            values = []
+            values: list[Any] = []
             for stamp, events in window_state.items():  # the rescan
                 if start <= stamp <= t:
                     for event in events:
@@ -173,7 +173,7 @@ def demo_rescan(data: list[Transaction], rules: list[Rule]) -> int:
     return alerts
 
 
-def _aggregate(kind: Aggregator, values: list[float]) -> float | None:
+def _aggregate(kind: Aggregator, values: list[Any]) -> float | None:
     if not values:
         return None
     if kind is Aggregator.SUM:
