@@ -177,16 +177,16 @@ def _aggregate(kind: Aggregator, values: list[Any]) -> float | None:
     if not values:
         return None
     if kind is Aggregator.SUM:
-        return sum(values)
+        return float(sum(values))
     if kind is Aggregator.AVG:
-        return sum(values) / len(values)
+        return float(sum(values)) / len(values)
     if kind is Aggregator.MIN:
-        return min(values)
+        return float(min(values))
     if kind is Aggregator.MAX:
-        return max(values)
+        return float(max(values))
     if kind is Aggregator.COUNT_DISTINCT:
         return float(len(set(values)))
-    return statistics.pstdev(values)
+    return float(statistics.pstdev(values))
 
 
 def measure(fn: Callable[[], int], repeat: int = 1) -> tuple[float, int]:
