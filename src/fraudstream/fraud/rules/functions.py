@@ -311,6 +311,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         # Round up to a slack of 1/16 of the time still to wait (at least a second): a hot
         # key's timer fires a few times per window, not once per event; state lives at
         # most that much longer.
+        due = max(due, now + 1)  # an expired cooldown must not re-arm in the past forever
         slack = max(1000, (due - now) // 16)
         due = -(-due // slack) * slack
         if keyed.timer is None or due < keyed.timer:
