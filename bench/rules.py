@@ -34,7 +34,7 @@ from fraudstream.connectors.generator import BLOCK, TransactionGenerator
 from fraudstream.connectors.inprocess import CallbackSink
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.rules import DEMO_RULES, Rule, build_rules_job, parse_rule
-from fraudstream.fraud.rules.model import COUNT_FIELDS, Aggregator
+from fraudstream.fraud.rules.model import COUNT_FIELDS, Aggregator, RuleState
 from fraudstream.fraud.rules.windows import RuleWindow
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
 
@@ -92,9 +92,11 @@ def transactions(count: int, seed: int = 7) -> list[Transaction]:
 
 def rule_sets() -> dict[str, list[Rule]]:
     demo = [parse_rule(r) for r in DEMO_RULES]
+    hot = [r.with_state(RuleState.ACTIVE) for r in demo]  # the demo's rule 2 in force too
     return {
         "demo (3 active)": demo,
         "demo + 4 (7 active)": demo + [parse_rule(r) for r in EXTRA_RULES],
+        "demo, rule 2 on (hot key)": hot,
     }
 
 
@@ -248,13 +250,14 @@ def main() -> int:
     args = parser.parse_args()
 
     data = transactions(args.events)
-    small = data[: args.rescan_events]
-    results: dict[str, Any] = {"events": args.events, "rescan_events": len(small), "sets": {}}
+    results: dict[str, Any] = {"events": args.events, "sets": {}}
     print(f"dynamic rules, {args.events:,} generated demo transactions, one core")
-    header = f"{'rule set':22} {'contender':30} {'tx/s':>12} {'alerts':>9} {'vs rescan':>10}"
+    header = f"{'rule set':26} {'contender':30} {'tx/s':>12} {'alerts':>9} {'vs rescan':>10}"
     print(header)
     print("-" * len(header))
     for name, rules in rule_sets().items():
+        # Rule 2 counts every payment of a type over a day: the rescan is quadratic there.
+        small = data[: args.rescan_events if "hot" not in name else args.rescan_events // 10]
         rows: dict[str, tuple[float, int]] = {}
         seconds, alerts = measure(functools.partial(engine, data, rules))
         rows["fraudstream job"] = (args.events / seconds, alerts)
@@ -269,7 +272,7 @@ def main() -> int:
             print(f"MISMATCH on {name}: rescan {alerts} alerts, incremental {check}")
         rescan_rate = rows[f"demo rescan ({len(small):,} tx)"][0]
         for contender, (rate, count) in rows.items():
-            print(f"{name:22} {contender:30} {rate:12,.0f} {count:9,} {rate / rescan_rate:9.1f}x")
+            print(f"{name:26} {contender:30} {rate:12,.0f} {count:9,} {rate / rescan_rate:9.1f}x")
         results["sets"][name] = {k: {"tx_per_s": v[0], "alerts": v[1]} for k, v in rows.items()}
     demo = rule_sets()["demo (3 active)"]
     lat = latency(demo, args.rate, args.seconds)

@@ -61,7 +61,7 @@ RULES_DESCRIPTOR = MapStateDescriptor("rules", Types.LONG(), Types.PICKLED_BYTE_
 RULES_META_DESCRIPTOR = MapStateDescriptor("rules-meta", Types.STRING(), Types.BOOLEAN())
 WINDOWS_DESCRIPTOR = ValueStateDescriptor("rule-windows", Types.PICKLED_BYTE_ARRAY())
 
-#: Milliseconds from a transaction's ingestion to its evaluation, one per fork.
+#: Milliseconds from a transaction's ingestion to its evaluation, one per transaction.
 LATENCY_TAG = OutputTag("latency", Types.LONG())
 #: Transactions behind the watermark (their windows may already be cleaned up).
 LATE_TAG = OutputTag("late-transactions", Types.PICKLED_BYTE_ARRAY())
@@ -199,11 +199,11 @@ class _CompiledRule:
 class DynamicAlertFunction(KeyedBroadcastProcessFunction):
     """Evaluates the rules of a grouping on every event of a key, over incremental windows.
 
-    Order per event: (1) evict what the watermark has aged out, (2) per rule of the
-    grouping that accepts the event, add it to the rule's window and compare the
-    aggregate with the limit, (3) an alert honours the rule's cooldown, then resets a
-    COUNT_WITH_RESET window, (4) store the key's windows and make sure a cleanup timer
-    is pending. The timer evicts and re-arms itself for the oldest remaining event.
+    Order per event: (1) per rule of the grouping that accepts the event, add it to the
+    rule's window and compare the aggregate with the limit, (2) an alert honours the
+    rule's cooldown, then resets a COUNT_WITH_RESET window, (3) store the key's windows
+    and make sure a cleanup timer is pending. The timer (coalesced per key) evicts what
+    the watermark has aged out and re-arms itself for the oldest remaining event.
     """
 
     def __init__(self, initial_rules: Sequence[Rule] = (), latency: bool = True) -> None:
