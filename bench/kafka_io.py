@@ -31,8 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import tutorial_transactions
 from fraudstream.common import WatermarkStrategy
+from fraudstream.connectors import codecs
 from fraudstream.connectors.kafka import KafkaSink, KafkaSource, create_topic
-from fraudstream.connectors.kafka._specs import _codecs
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.transaction import Transaction
 from fraudstream.fraud.tutorial import build_tutorial_job
@@ -114,7 +114,7 @@ def produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes, int]]
 def consume(bootstrap: str, topic: str, partitions: int, count: int, decode: bool) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
-    decoder = _codecs().decode_transaction_json
+    decoder = codecs.decode_transaction_json
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-raw", "enable.auto.commit": False}
     )
@@ -127,7 +127,7 @@ def consume(bootstrap: str, topic: str, partitions: int, count: int, decode: boo
                 if message.error() is None:
                     seen += 1
                     if decode:
-                        decoder(message.value())
+                        decoder(message.value() or b"")
     finally:
         consumer.close()
     return seen
@@ -163,7 +163,6 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--json", help="write the results as JSON to this file")
     args = parser.parse_args()
-    codecs = _codecs()
     txs = transactions(args.events)
     started = time.perf_counter()
     payloads = [

@@ -270,9 +270,11 @@ class SourceOperator(Operator):
         return len(values)
 
     def _flush_dead_letters(self) -> None:
-        dead, self._dead = self._dead, []
+        # Copy and clear in place: the reader's context holds ``self._dead.append``.
+        dead = list(self._dead)
+        self._dead.clear()
         self.dead_letters += len(dead)
-        self.out.emit_side(DEAD_LETTER_TAG_ID, list(dead), None)
+        self.out.emit_side(DEAD_LETTER_TAG_ID, dead, None)
 
     def _end(self) -> None:
         self.ended = True
