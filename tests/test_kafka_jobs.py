@@ -106,6 +106,7 @@ def test_tutorial_job_from_kafka_to_kafka_equals_the_jsonl_run(
 ) -> None:
     bootstrap = kafka_broker.bootstrap
     tx_topic, alert_topic = kafka_topic("transactions"), kafka_topic("alerts")
+    dlq_topic = kafka_topic("dead-letters")
     create_topic(bootstrap, tx_topic, 4)
     txs = transactions(3000, seed=1)
     produce_transactions(kafka_producer, tx_topic, txs[:1500])
@@ -138,6 +139,8 @@ def test_tutorial_job_from_kafka_to_kafka_equals_the_jsonl_run(
             f"kafka://{bootstrap}/{tx_topic}?bounded=true,quiet-ms=300",
             "--sink",
             f"kafka://{bootstrap}/{alert_topic}?partitions=2",
+            "--dead-letters",
+            f"kafka://{bootstrap}/{dlq_topic}?partitions=1",
             "-p",
             "2",
         ),
@@ -148,6 +151,11 @@ def test_tutorial_job_from_kafka_to_kafka_equals_the_jsonl_run(
     assert from_kafka.returncode == 0, from_kafka.stderr
     assert f"{len(HOSTILE)} bad record(s)" in from_kafka.stderr
     assert alerts_in(bootstrap, alert_topic, quiet_ms=300) == expected
+    letters = [json.loads(r.value or b"") for r in read_topic(bootstrap, dlq_topic, expected=7)]
+    assert sorted(letter["raw"] for letter in letters) == sorted(
+        h.decode("utf-8", errors="replace") for h in HOSTILE
+    )
+    assert all(letter["reason"] and ":" in letter["position"] for letter in letters)
 
 
 def committed_offsets(bootstrap: str, topic: str) -> int:

@@ -229,3 +229,45 @@ def test_a_job_routes_every_dead_letter_of_every_poll(
     env.execute("dead letters")
     assert sorted(records.results) == good
     assert sorted(d.raw for d in dead.results) == sorted(b"bad %d" % i for i in range(0, 300, 10))
+
+
+@pytest.mark.kafka
+def test_rules_topic_yields_rules_and_refused_rules_become_dead_letters(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any
+) -> None:
+    import pickle
+
+    from fraudstream.fraud.rules import Rule
+
+    topic = kafka_topic("rules")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    good = {
+        "ruleId": 1,
+        "ruleState": "ACTIVE",
+        "groupingKeyNames": ["payeeId"],
+        "aggregateFieldName": "paymentAmount",
+        "aggregatorFunctionType": "SUM",
+        "limitOperatorType": "GREATER",
+        "limit": 100,
+        "windowMinutes": 60,
+    }
+    bad = dict(good, aggregatorFunctionType="MEDIAN")
+    for rule in (good, bad):
+        kafka_producer.produce(topic, value=json.dumps(rule).encode(), partition=0)
+    assert kafka_producer.flush(30) == 0
+    source = make_source(
+        f"kafka://{kafka_broker.bootstrap}/{topic}?bounded=true,quiet-ms=100", "rules"
+    )
+    source = pickle.loads(pickle.dumps(source))  # sources travel to worker processes
+    dead: list[DeadLetter] = []
+    reader = source.create_reader(0, 1)
+    reader.open(ReaderContext(dead_letter=dead.append))
+    got: list[Any] = []
+    try:
+        while (batch := reader.poll(10)) is not None:
+            got.extend(batch)
+    finally:
+        reader.close()
+    assert [type(r) for r in got] == [Rule] and got[0].rule_id == 1
+    assert [d.position for d in dead] == ["0:1"]
+    assert "aggregatorFunctionType" in dead[0].reason

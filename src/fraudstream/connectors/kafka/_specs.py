@@ -53,9 +53,7 @@ def _deserializer(role: str, max_bytes: int) -> Callable[[bytes], Any]:
     if role == "transactions":
         return functools.partial(codecs.decode_transaction_json, max_bytes=max_bytes)
     if role == "rules":
-        from fraudstream.fraud.rules import parse_rule
-
-        return _rule_decoder(parse_rule)
+        return _decode_rule
     if role in ("alerts", "json"):
         return _json_decoder
     raise ConfigurationError(
@@ -70,16 +68,15 @@ def _json_decoder(raw: bytes) -> Any:
         raise InvalidRecordError(f"not valid JSON: {exc}") from None
 
 
-def _rule_decoder(parse_rule: Callable[[Any], Any]) -> Callable[[bytes], Any]:
+def _decode_rule(raw: bytes) -> Any:
+    """A rule (JSON); a refused rule is an invalid record with its field errors."""
     from fraudstream.exceptions import RuleValidationError
+    from fraudstream.fraud.rules import parse_rule
 
-    def decode(raw: bytes) -> Any:
-        try:
-            return parse_rule(raw)
-        except RuleValidationError as exc:
-            raise InvalidRecordError(str(exc)) from None
-
-    return decode
+    try:
+        return parse_rule(raw)
+    except RuleValidationError as exc:
+        raise InvalidRecordError(str(exc)) from None
 
 
 def _record_key(record: Any) -> bytes | str | int | None:
