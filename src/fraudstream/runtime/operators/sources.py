@@ -270,9 +270,8 @@ class SourceOperator(Operator):
         return len(values)
 
     def _flush_dead_letters(self) -> None:
-        # Copy and clear in place: the reader's context holds ``self._dead.append``.
         dead = list(self._dead)
-        self._dead.clear()
+        self._dead.clear()  # in place: the reader's context holds this very list's append
         self.dead_letters += len(dead)
         self.out.emit_side(DEAD_LETTER_TAG_ID, dead, None)
 
