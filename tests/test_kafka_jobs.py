@@ -242,7 +242,6 @@ def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
     assert all(got[key] >= count for key, count in expected.items())
     duplicates = sum(got.values()) - sum(expected.values())
     print(f"alerts {sum(expected.values())}, copies after kill -9: {duplicates}")
-    print(second.stderr)
 
 
 def _rule_alerts(lines: list[bytes]) -> Counter[str]:
