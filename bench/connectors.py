@@ -1,0 +1,184 @@
+"""Connector throughput: generator, JSONL codec, and files through the tutorial job, in one run.
+
+    ./dev bench connectors [--events N] [--json FILE]
+
+Rows (events/s, best of ``--repeat`` runs, all over the same seeded transactions):
+
+- ``json.loads`` alone and ``decode_transaction_json`` (the validating decoder's cost);
+- the generator alone (a reader drained as fast as possible);
+- generator -> tutorial job -> JSONL file (the engine and sink on top);
+- JSONL file -> tutorial job -> JSONL file, without and with checkpoints every second;
+- Kafka -> tutorial job -> Kafka, when ``bench/_kafka_bench.py`` is present: its
+  ``measure(events, workdir) -> (seconds, alerts)`` is called (the Kafka connector's
+  benchmark lives there, beside the broker fixture it needs).
+
+Every job row must find the same number of alerts as a plain loop over the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fraudstream.common import WatermarkStrategy
+from fraudstream.connectors.codecs import decode_transaction_json, encode_transaction_json
+from fraudstream.connectors.file_sink import JsonLinesSink
+from fraudstream.connectors.files import JsonLinesSource
+from fraudstream.connectors.generator import TransactionGenerator
+from fraudstream.datastream import StreamExecutionEnvironment
+from fraudstream.fraud.transaction import Transaction
+from fraudstream.fraud.tutorial import build_tutorial_job
+
+SEED = 42
+#: Name of a row -> (events/s, alerts or -1 when the row finds none).
+Rows = dict[str, tuple[float, int]]
+
+
+def generator(events: int) -> TransactionGenerator:
+    """The benchmark's transactions: 10,000 accounts, small-then-large pairs injected."""
+    return TransactionGenerator(seed=SEED, count=events, tutorial_rate=0.01)
+
+
+def drain_generator(events: int) -> list[Transaction]:
+    """Every transaction of the generator, read as fast as it goes."""
+    reader = generator(events).create_reader(0, 1)
+    out: list[Transaction] = []
+    while (batch := reader.poll(4096)) is not None:
+        out.extend(batch)
+    return out
+
+
+def plain_alerts(transactions: list[Transaction]) -> int:
+    """The tutorial's rule as a plain loop: the alert count every job must match."""
+    flagged: set[int] = set()
+    alerts = 0
+    for tx in transactions:
+        if tx.payee_id in flagged:
+            if tx.payment_amount > 500.0:
+                alerts += 1
+            flagged.discard(tx.payee_id)
+        if tx.payment_amount < 1.0:
+            flagged.add(tx.payee_id)
+    return alerts
+
+
+def tutorial_job(source: object, out: Path, checkpoint_dir: Path | None) -> int:
+    """Source -> tutorial detector -> JSONL sink; returns the alert lines written."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    if checkpoint_dir is not None:
+        env.enable_checkpointing(1000)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoint_dir))
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "transactions")  # type: ignore[arg-type]
+    tutorial = stream.map(lambda t: (t.payee_id, t.event_time, t.payment_amount))
+    build_tutorial_job(tutorial).sink_to(JsonLinesSink(str(out)))
+    env.execute("bench-connectors")
+    with out.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
+    """Best wall-clock seconds of ``repeat`` runs, and what the last run returned."""
+    best = float("inf")
+    result = -1
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def kafka_row(events: int, workdir: Path) -> tuple[float, int] | None:
+    """Kafka -> tutorial -> Kafka from ``bench/_kafka_bench.py``, if present; else None."""
+    try:
+        module = importlib.import_module("_kafka_bench")
+    except ImportError:
+        return None
+    seconds, alerts = module.measure(events, workdir)
+    return float(seconds), int(alerts)
+
+
+def run(events: int, repeat: int) -> tuple[Rows, int]:
+    """Measure every row; returns the rows and the expected alert count."""
+    rows: Rows = {}
+    transactions = drain_generator(events)
+    expected = plain_alerts(transactions)
+    lines = [encode_transaction_json(tx) for tx in transactions]
+
+    seconds, _ = best_of(repeat, lambda: sum(1 for line in lines if json.loads(line)))
+    rows["json.loads per line (no validation)"] = (events / seconds, -1)
+    seconds, _ = best_of(repeat, lambda: sum(1 for line in lines if decode_transaction_json(line)))
+    rows["decode_transaction_json (validating)"] = (events / seconds, -1)
+    seconds, _ = best_of(repeat, lambda: len(drain_generator(events)))
+    rows["generator only"] = (events / seconds, -1)
+
+    with tempfile.TemporaryDirectory(prefix="fraudstream-bench-") as tmp:
+        work = Path(tmp)
+        source_file = work / "transactions.jsonl"
+        source_file.write_bytes(b"".join(line + b"\n" for line in lines))
+        out = work / "alerts.jsonl"
+        seconds, alerts = best_of(repeat, lambda: tutorial_job(generator(events), out, None))
+        rows["generator -> tutorial -> JSONL"] = (events / seconds, alerts)
+        seconds, alerts = best_of(
+            repeat, lambda: tutorial_job(JsonLinesSource(str(source_file)), out, None)
+        )
+        rows["JSONL -> tutorial -> JSONL"] = (events / seconds, alerts)
+        counter = iter(range(1_000_000))
+        seconds, alerts = best_of(
+            repeat,
+            lambda: tutorial_job(
+                JsonLinesSource(str(source_file)), out, work / f"chk-{next(counter)}"
+            ),
+        )
+        rows["JSONL -> tutorial -> JSONL, checkpoints 1 s"] = (events / seconds, alerts)
+        kafka = kafka_row(events, work)
+        if kafka is not None:
+            rows["Kafka -> tutorial -> Kafka"] = (events / kafka[0], kafka[1])
+    return rows, expected
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", help="write the results as JSON to this file ('-' = stdout)")
+    args = parser.parse_args()
+    if args.events < 1 or args.repeat < 1:
+        parser.error("--events and --repeat must be at least 1")
+
+    rows, expected = run(args.events, args.repeat)
+    generator_rate = rows["generator only"][0]
+    print(f"connectors, {args.events:,} transactions, seed {SEED}, {expected:,} alerts expected")
+    print(f"{'row':<46}{'events/s':>14}{'x generator':>13}{'alerts':>10}")
+    ok = True
+    for name, (rate, alerts) in rows.items():
+        shown = f"{alerts:,}" if alerts >= 0 else "-"
+        print(f"{name:<46}{rate:>14,.0f}{rate / generator_rate:>13.3f}{shown:>10}")
+        if alerts >= 0 and alerts != expected:
+            ok = False
+            print(f"MISMATCH: {name} found {alerts} alerts, expected {expected}")
+    if "Kafka -> tutorial -> Kafka" not in rows:
+        print("Kafka row: not measured (bench/_kafka_bench.py is not present)")
+    if args.json:
+        report = {
+            "events": args.events,
+            "expected_alerts": expected,
+            "rows": {k: {"events_per_s": v[0], "alerts": v[1]} for k, v in rows.items()},
+        }
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
