@@ -18,6 +18,7 @@ CLI specs: ``jsonl:PATH[,time-field=NAME][,follow=true][,max-bytes=N]`` and
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -140,7 +141,7 @@ class JsonLinesSource(_LineFileSource):
     def _decoder(self, header: bytes | None) -> LineDecoder:
         max_bytes = self.max_bytes
         if self.role == "transactions":
-            return lambda raw: decode_transaction_json(raw, max_bytes)
+            return functools.partial(decode_transaction_json, max_bytes=max_bytes)
         if self.role == "rules":
             return _rule_decoder(max_bytes)
         return lambda raw: decode_json_object(raw, max_bytes)
@@ -194,7 +195,13 @@ class _LineReader(SourceReader[Any]):
         self._offset = 0
         self._handle: Any = None
         self._decode: LineDecoder | None = None
-        self._time = source._time_extractor()
+        #: Transactions carry their time at a fixed index: read it in bulk after the batch.
+        self._time_index = (
+            TRANSACTION_FIELDS[source.time_field]
+            if source.role == "transactions" and source.time_field is not None
+            else None
+        )
+        self._time = None if self._time_index is not None else source._time_extractor()
         self._timestamps: list[int] = []
         self._dead: Callable[[DeadLetter], None] = lambda letter: None
         self._name = f"{source.kind}:{source.path}"
@@ -279,7 +286,8 @@ class _LineReader(SourceReader[Any]):
                 continue
             records.append(record)
         self._offset = offset
-        self._timestamps = timestamps
+        index = self._time_index
+        self._timestamps = timestamps if index is None else [r[index] for r in records]
         self._source.counters.add(len(records), bad)
         if records or bad:
             return records
@@ -302,7 +310,9 @@ class _LineReader(SourceReader[Any]):
         self._dead(DeadLetter(raw, reason, self._name, f"offset {offset}"))
 
     def timestamps(self) -> list[int] | None:
-        return self._timestamps if self._time is not None else None
+        if self._time is None and self._time_index is None:
+            return None
+        return self._timestamps
 
     def snapshot_position(self) -> int:
         return self._offset
