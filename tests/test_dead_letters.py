@@ -271,3 +271,17 @@ def test_record_counters_survive_pickling() -> None:
     copy.add(1, 1)
     assert copy.snapshot() == {"records": 6, "deadLetters": 3}
     assert counters.snapshot() == {"records": 5, "deadLetters": 2}
+
+
+def test_print_sinks_write_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudstream.connectors.specs import make_sink
+    from fraudstream.exceptions import ConfigurationError
+
+    letter = DeadLetter(b"x", "bad", "jsonl:in", "offset 0")
+    make_sink("print:stderr", "dead-letters").create_writer(0, 1).write([letter])
+    make_sink("print", "alerts").create_writer(0, 1).write([{"a": 1}])
+    captured = capsys.readouterr()
+    assert json.loads(captured.err) == letter.to_json_dict()
+    assert captured.out == '{"a":1}\n'
+    with pytest.raises(ConfigurationError, match="stdout or stderr, not 'printer'"):
+        make_sink("print:printer", "alerts")

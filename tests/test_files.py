@@ -426,7 +426,7 @@ def run_job(
         env.execute()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(abort_at=st.integers(1, len(TX) - 1), parallelism=st.sampled_from([1, 2]))
 def test_abort_and_resume_writes_the_file_of_an_uninterrupted_run(
     tmp_path_factory: pytest.TempPathFactory, abort_at: int, parallelism: int

@@ -206,3 +206,16 @@ def test_as_a_program(tmp_path: Path, oracle: list[dict[str, object]]) -> None:
     )  # fmt: skip
     assert missing.returncode == 2
     assert "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_dead_letters_printed_as_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "tx.jsonl"
+    source.write_bytes(b'{"oops": true}\n')
+    out = tmp_path / "alerts.jsonl"
+    argv = ["job", "tutorial", "--source", f"jsonl:{source}", "--sink", f"jsonl:{out}"]
+    assert main([*argv, "--dead-letters", "print:stderr"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert json.loads(first)["reason"].startswith("missing fields 'transactionId'")
+    assert out.read_text() == ""

@@ -47,7 +47,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: writers of one process only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["CsvSink", "FileCommittable", "JsonLinesSink"]
+__all__ = ["ConsoleSink", "CsvSink", "FileCommittable", "JsonLinesSink"]
 
 _COMPACT_LINES = 20_000
 _KEEP_TOKENS = 2_000
@@ -328,3 +328,28 @@ class _Lock:
     def __exit__(self, *exc: object) -> None:
         if fcntl is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+class ConsoleSink(Sink[Any]):
+    """One JSON line per record on stdout (or stderr), flushed per batch; not transactional."""
+
+    def __init__(self, stream: str = "stdout") -> None:
+        if stream not in ("stdout", "stderr"):
+            raise ConfigurationError(f"print writes to stdout or stderr, not {stream!r}")
+        self.stream = stream
+
+    def create_writer(self, subtask_index: int, parallelism: int) -> SinkWriter[Any]:
+        """A writer to the console."""
+        return _ConsoleWriter(self.stream)
+
+
+class _ConsoleWriter(SinkWriter[Any]):
+    def __init__(self, stream: str) -> None:
+        self._stream = stream
+
+    def write(self, values: Sequence[Any]) -> None:
+        import sys
+
+        out = sys.stdout if self._stream == "stdout" else sys.stderr
+        out.write("".join(to_json_bytes(v).decode() + "\n" for v in values))
+        out.flush()

@@ -33,7 +33,7 @@ from fraudstream.connectors.codecs import (
     decode_transaction_json,
 )
 from fraudstream.connectors.deadletters import RecordCounters
-from fraudstream.connectors.file_sink import CsvSink, JsonLinesSink
+from fraudstream.connectors.file_sink import ConsoleSink, CsvSink, JsonLinesSink
 from fraudstream.exceptions import ConfigurationError, InvalidRecordError, RuleValidationError
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS
 
@@ -44,6 +44,7 @@ __all__ = [
     "csv_source",
     "jsonl_sink",
     "jsonl_source",
+    "print_sink",
 ]
 
 #: Decodes one line (no line ending) into a record, or raises InvalidRecordError.
@@ -401,3 +402,10 @@ def jsonl_sink(spec: Any, role: str) -> JsonLinesSink:
 def csv_sink(spec: Any, role: str) -> CsvSink:
     """``csv:PATH``: a header line, then one row per record, exactly once with checkpoints."""
     return _wrap(spec, lambda: CsvSink(_sink_path(spec)))  # type: ignore[no-any-return]
+
+
+def print_sink(spec: Any, role: str) -> ConsoleSink:
+    """``print`` (stdout) or ``print:stderr``: one JSON line per record, e.g. dead letters."""
+    if spec.options:
+        raise ConfigurationError(f"{spec.text!r}: print takes no options")
+    return _wrap(spec, lambda: ConsoleSink(spec.target or "stdout"))  # type: ignore[no-any-return]
