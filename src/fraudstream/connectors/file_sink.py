@@ -226,6 +226,11 @@ class _FileWriter(SinkWriter[Any]):
     def open(self, context: WriterContext) -> None:
         self._exactly_once = context.exactly_once
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not self._exactly_once:  # no restore possible: the run's output starts now
+            with self._locked():
+                self._log.load()
+                self._own_output(self._run)
+            self._checked_run = True
 
     # -- locking -------------------------------------------------------------------------------
     def _locked(self) -> _Lock:
