@@ -11,7 +11,7 @@ Validation of a transaction (the demo's wire fields, DESIGN.md §2):
 - ``transactionId``, ``payeeId``, ``beneficiaryId`` are integers (or strings of decimal
   digits, as JavaScript producers send 64-bit ids) from 0 to 2**63-1;
 - ``eventTime`` and ``ingestionTimestamp`` are integer epoch milliseconds within the
-  years 2000 to 2100;
+  years 2000 to 2100 (``ingestionTimestamp`` may also be 0: not stamped yet);
 - ``paymentAmount`` is a finite number (or decimal string) from 0 to 10**15;
 - ``paymentType`` is ``CSH`` or ``CRD``.
 
@@ -157,7 +157,7 @@ def decode_transaction_json(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTE
         and 0 <= payee <= MAX_ID
         and 0 <= beneficiary <= MAX_ID
         and MIN_EVENT_TIME_MS <= event_time < MAX_EVENT_TIME_MS
-        and MIN_EVENT_TIME_MS <= ingestion < MAX_EVENT_TIME_MS
+        and (MIN_EVENT_TIME_MS <= ingestion < MAX_EVENT_TIME_MS or ingestion == 0)
         and 0 <= amount <= MAX_AMOUNT
         and (payment_type == "CSH" or payment_type == "CRD")  # noqa: PLR1714 - may be unhashable
     ):
@@ -192,6 +192,8 @@ def _time_value(name: str, value: Any) -> int:
                 f"got {_json_type(value)} {_short(value)}"
             )
     if not MIN_EVENT_TIME_MS <= value < MAX_EVENT_TIME_MS:
+        if name == "ingestionTimestamp" and value == 0:
+            return 0  # not stamped yet: the producer left it to the pipeline
         raise InvalidRecordError(
             f"field {name!r} is {value}, outside the years 2000 to 2100 in epoch milliseconds"
         )
