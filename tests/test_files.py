@@ -444,3 +444,22 @@ def test_abort_and_resume_writes_the_file_of_an_uninterrupted_run(
         assert out.read_text() == expected
     else:
         assert Counter(out.read_text().splitlines()) == Counter(expected.splitlines())
+
+
+def test_rules_from_a_jsonl_file(tmp_path: Path) -> None:
+    from fraudstream.fraud.rules import Rule
+
+    path = tmp_path / "rules.jsonl"
+    good = {
+        "ruleId": 7, "ruleState": "ACTIVE", "groupingKeyNames": ["payeeId"],
+        "aggregateFieldName": "paymentAmount", "aggregatorFunctionType": "SUM",
+        "limitOperatorType": "GREATER", "limit": 10, "windowMinutes": 5,
+    }  # fmt: skip
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "limit": "lots"}) + "\n")
+    reader, dead = open_reader(make_source(f"jsonl:{path}", "rules"))
+    rules = drain(reader)
+    assert len(rules) == 1 and isinstance(rules[0], Rule) and rules[0].rule_id == 7
+    assert reader.timestamps() is None
+    assert len(dead) == 1 and dead[0].reason.startswith("invalid rule: limit:")
+    with pytest.raises(ConfigurationError, match="rules are JSON"):
+        make_source(f"csv:{path}", "rules")

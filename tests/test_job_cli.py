@@ -219,3 +219,34 @@ def test_dead_letters_printed_as_json_lines(
     first = capsys.readouterr().err.splitlines()[0]
     assert json.loads(first)["reason"].startswith("missing fields 'transactionId'")
     assert out.read_text() == ""
+
+
+DEMO_RULES = [
+    {"ruleId": 1, "ruleState": "ACTIVE", "groupingKeyNames": ["payeeId", "beneficiaryId"],
+     "aggregateFieldName": "paymentAmount", "aggregatorFunctionType": "SUM",
+     "limitOperatorType": "GREATER", "limit": 20000000, "windowMinutes": 43200},
+    {"ruleId": 3, "ruleState": "ACTIVE", "groupingKeyNames": ["beneficiaryId"],
+     "aggregateFieldName": "paymentAmount", "aggregatorFunctionType": "SUM",
+     "limitOperatorType": "GREATER_EQUAL", "limit": 10000000, "windowMinutes": 1440},
+]  # fmt: skip
+
+
+def test_generated_fraud_bursts_trip_the_demo_rules_in_the_rules_job(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text("".join(json.dumps(rule) + "\n" for rule in DEMO_RULES) + "not a rule\n")
+    out = tmp_path / "alerts.jsonl"
+    spec = "generator:count=20000,seed=3,fraud-rate=0.002"
+    argv = ["job", "rules", "--source", spec, "--rules", f"jsonl:{rules}", "--sink", f"jsonl:{out}"]
+    assert main([*argv, "--dead-letters", f"jsonl:{tmp_path / 'dead.jsonl'}"]) == 0
+    gen = TransactionGenerator(seed=3, count=20000, fraud_rate=0.002)
+    alerts = read_jsonl(out)
+    by_rule = {1: 0, 3: 0}
+    for alert in alerts:
+        event = alert["triggeringEvent"]
+        assert isinstance(event, dict) and isinstance(alert["ruleId"], int)
+        assert event["beneficiaryId"] == gen.fraud_beneficiary  # rule 3 keys by beneficiary
+        if alert["ruleId"] == 1:
+            assert event["payeeId"] == gen.fraud_payee
+        by_rule[alert["ruleId"]] += 1
+    assert by_rule[1] > 5 and by_rule[3] > 5
+    assert [d["raw"] for d in read_jsonl(tmp_path / "dead.jsonl")] == ["not a rule"]
