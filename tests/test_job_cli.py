@@ -250,3 +250,49 @@ def test_generated_fraud_bursts_trip_the_demo_rules_in_the_rules_job(tmp_path: P
         by_rule[alert["ruleId"]] += 1
     assert by_rule[1] > 5 and by_rule[3] > 5
     assert [d["raw"] for d in read_jsonl(tmp_path / "dead.jsonl")] == ["not a rule"]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_kill_9_and_restore_ends_with_the_file_of_an_uninterrupted_run(
+    tmp_path: Path, parallelism: int
+) -> None:
+    import os
+    import signal
+    import time
+
+    reference = tmp_path / "reference.jsonl"
+    assert main(["job", "tutorial", "--source", SPEC, "--sink", f"jsonl:{reference}"]) == 0
+    out, checkpoints = tmp_path / "alerts.jsonl", tmp_path / "chk"
+    argv = [
+        sys.executable, "-m", "fraudstream", "job", "tutorial",
+        "--source", SPEC + ",rate=10000", "--sink", f"jsonl:{out}", "-p", str(parallelism),
+        "--checkpoint-dir", str(checkpoints), "--checkpoint-interval", "100",
+    ]  # fmt: skip
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    commits = tmp_path / ".alerts.jsonl.commits"
+    deadline = time.monotonic() + 60
+    try:
+        # Poll (no fixed sleep) until some alerts are committed, then kill mid-stream.
+        while not (commits.exists() and commits.read_text().count("\nC ") >= 2):
+            assert first.poll() is None, "the job ended before it could be killed"
+            assert time.monotonic() < deadline, "no commit within 60 s"
+            time.sleep(0.02)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+        assert first.stderr is not None
+        first.stderr.close()
+    partial = out.read_text()
+    assert 0 < partial.count("\n") < reference.read_text().count("\n")
+    second = subprocess.run(
+        [*argv[:6], SPEC, *argv[7:], "--from-checkpoint", "latest"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    if parallelism == 1:
+        assert out.read_text() == reference.read_text()
+    else:
+        assert sorted(out.read_text().splitlines()) == sorted(reference.read_text().splitlines())
