@@ -463,3 +463,12 @@ def test_rules_from_a_jsonl_file(tmp_path: Path) -> None:
     assert len(dead) == 1 and dead[0].reason.startswith("invalid rule: limit:")
     with pytest.raises(ConfigurationError, match="rules are JSON"):
         make_source(f"csv:{path}", "rules")
+
+
+def test_following_a_file_that_is_truncated_fails_clearly(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "tx.jsonl", generated(3))
+    reader, _ = open_reader(make_source(f"jsonl:{path},follow=true", "transactions"))
+    assert len(reader.poll(10) or []) == 3
+    path.write_bytes(b"")
+    with pytest.raises(ConfigurationError, match="shrank below the read position"):
+        reader.poll(10)

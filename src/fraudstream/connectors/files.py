@@ -275,7 +275,7 @@ class _LineReader(SourceReader[Any]):
             start = offset
             offset += len(line)
             raw = line.rstrip(b"\r\n")
-            if not raw.strip():
+            if not raw or raw.isspace():
                 continue
             try:
                 record = decode(raw)
@@ -294,6 +294,11 @@ class _LineReader(SourceReader[Any]):
             return records
         if ended and not follow:
             return None
+        if follow and os.fstat(handle.fileno()).st_size < offset:
+            raise ConfigurationError(
+                f"{self._name} shrank below the read position {offset}: it was truncated or "
+                "replaced; start a new job to read it from the beginning"
+            )
         return []
 
     @staticmethod
