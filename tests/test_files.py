@@ -472,3 +472,22 @@ def test_following_a_file_that_is_truncated_fails_clearly(tmp_path: Path) -> Non
     path.write_bytes(b"")
     with pytest.raises(ConfigurationError, match="shrank below the read position"):
         reader.poll(10)
+
+
+def test_an_unexpected_decoder_error_is_a_dead_letter_too(tmp_path: Path) -> None:
+    class Fussy(JsonLinesSource):
+        def _decoder(self, header: bytes | None) -> Any:
+            def decode(raw: bytes) -> Any:
+                if raw == b"boom":
+                    raise KeyError("surprise")
+                return raw
+
+            return decode
+
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"a\nboom\nb\n")
+    reader, dead = open_reader(Fussy(str(path), role="raw"))
+    assert drain(reader) == [b"a", b"b"]
+    assert [(d.reason, d.position) for d in dead] == [
+        ("cannot decode: KeyError: 'surprise'", "offset 2")
+    ]

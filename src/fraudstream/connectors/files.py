@@ -285,6 +285,10 @@ class _LineReader(SourceReader[Any]):
                 self._dead_letter(raw, exc.reason, start)
                 bad += 1
                 continue
+            except Exception as exc:  # a decoder bug must not stop the job: keep the record
+                self._dead_letter(raw, f"cannot decode: {type(exc).__name__}: {exc}", start)
+                bad += 1
+                continue
             records.append(record)
         self._offset = offset
         index = self._time_index
