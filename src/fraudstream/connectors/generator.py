@@ -271,7 +271,7 @@ class _GeneratorReader(SourceReader[Transaction]):
             self._pace_emitted = 0
         per_reader = rate / self._parallelism
         due = int(per_reader * (now - self._pace_start_ms) / 1000.0) - self._pace_emitted
-        if due > per_reader * _MAX_CATCH_UP_S:  # fell far behind (slow job): do not flood
+        if due > max(per_reader * _MAX_CATCH_UP_S, 1):  # fell far behind: do not flood
             self._pace_start_ms = now
             self._pace_emitted = 0
             due = 0
