@@ -33,8 +33,7 @@ from fraudstream.connectors.codecs import (
     encode_transaction_json,
     to_json_bytes,
 )
-from fraudstream.connectors.file_sink import JsonLinesSink
-from fraudstream.connectors.files import JsonLinesSource
+from fraudstream.connectors.files import JsonLinesSink, JsonLinesSource
 from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.transaction import Transaction

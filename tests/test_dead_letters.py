@@ -18,8 +18,7 @@ from fraudstream.connectors.codecs import (
     encode_transaction_json,
 )
 from fraudstream.connectors.deadletters import DeadLetterLogSink, RecordCounters, route_dead_letters
-from fraudstream.connectors.file_sink import JsonLinesSink
-from fraudstream.connectors.files import CsvSource, JsonLinesSource
+from fraudstream.connectors.files import CsvSource, JsonLinesSink, JsonLinesSource
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.transaction import Transaction
 from fraudstream.testing import CapturingSink

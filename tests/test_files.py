@@ -21,8 +21,13 @@ from fraudstream.connectors.codecs import (
     encode_transaction_csv,
     encode_transaction_json,
 )
-from fraudstream.connectors.file_sink import CsvSink, FileCommittable, JsonLinesSink
-from fraudstream.connectors.files import CsvSource, JsonLinesSource
+from fraudstream.connectors.files import (
+    CsvSink,
+    CsvSource,
+    FileCommittable,
+    JsonLinesSink,
+    JsonLinesSource,
+)
 from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.connectors.specs import make_sink, make_source
 from fraudstream.datastream import StreamExecutionEnvironment
