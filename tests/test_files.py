@@ -496,3 +496,55 @@ def test_an_unexpected_decoder_error_is_a_dead_letter_too(tmp_path: Path) -> Non
     assert [(d.reason, d.position) for d in dead] == [
         ("cannot decode: KeyError: 'surprise'", "offset 2")
     ]
+
+
+def test_following_a_csv_file_whose_header_is_not_written_yet(tmp_path: Path) -> None:
+    records = generated(2)
+    path = tmp_path / "tx.csv"
+    path.write_bytes(b"")
+    reader, dead = open_reader(make_source(f"csv:{path},follow=true", "transactions"))
+    assert reader.poll(10) == []
+    path.write_bytes(CSV_HEADER[:10])
+    assert reader.poll(10) == []
+    path.write_bytes(CSV_HEADER + encode_transaction_csv(records[0]) + b"\n")
+    assert reader.poll(10) == records[:1]
+    with path.open("ab") as handle:
+        handle.write(encode_transaction_csv(records[1]) + b"\n")
+    assert reader.poll(10) == records[1:] and dead == []
+
+
+def test_following_waits_for_the_end_of_an_over_long_line(tmp_path: Path) -> None:
+    record = generated(1)[0]
+    path = tmp_path / "tx.jsonl"
+    path.write_bytes(b"x" * 600)
+    reader, dead = open_reader(
+        make_source(f"jsonl:{path},follow=true,max-bytes=250", "transactions")
+    )
+    assert reader.poll(10) == [] and dead == []
+    with path.open("ab") as handle:
+        handle.write(b"x" * 50 + b"\n" + encode_transaction_json(record) + b"\n")
+    assert reader.poll(10) == [record]
+    assert [(d.position, d.reason) for d in dead] == [
+        ("offset 0", "record is over the limit of 250 bytes (651 bytes or more)")
+    ]
+    assert reader.poll(10) == []
+
+
+def test_the_commit_log_is_compacted_and_stays_idempotent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fraudstream.connectors.files import _sink
+
+    monkeypatch.setattr(_sink, "_COMPACT_LINES", 20)
+    monkeypatch.setattr(_sink, "_KEEP_TOKENS", 5)
+    out = tmp_path / "alerts.jsonl"
+    writer = open_writer(JsonLinesSink(str(out)), exactly_once=True)
+    sealed = []
+    for n in range(30):
+        writer.write([{"n": n}])
+        sealed.append(writer.prepare_commit(n + 1))
+        writer.commit([sealed[-1]])
+    log = tmp_path / ".alerts.jsonl.commits"
+    assert len(log.read_text().splitlines()) <= 21
+    writer.commit(sealed[-5:])  # the newest tokens are still known: nothing appended twice
+    assert [json.loads(line)["n"] for line in out.read_text().splitlines()] == list(range(30))
