@@ -86,15 +86,22 @@ def tutorial_job(source: object, out: Path, checkpoint_dir: Path | None) -> int:
         return sum(1 for _ in handle)
 
 
-def best_of(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
-    """Best wall-clock seconds of ``repeat`` runs, and what the last run returned."""
-    best = float("inf")
-    result = -1
+def best_of_interleaved(
+    repeat: int, measures: dict[str, Callable[[], int]]
+) -> dict[str, tuple[float, int]]:
+    """Best wall-clock seconds per measure, and what its last run returned.
+
+    Rounds run every measure once, in turn, so that a slow spell of a noisy machine
+    weighs on all rows alike rather than on whichever ran during it.
+    """
+    best = dict.fromkeys(measures, float("inf"))
+    results = dict.fromkeys(measures, -1)
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, result
+        for name, fn in measures.items():
+            started = time.perf_counter()
+            results[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: (best[name], results[name]) for name in measures}
 
 
 def kafka_rows(transactions: list[Transaction], work: Path) -> Rows | None:
@@ -139,32 +146,42 @@ def run(events: int, repeat: int, with_kafka: bool = True) -> tuple[Rows, int]:
     expected = plain_alerts(transactions)
     lines = [encode_transaction_json(tx) for tx in transactions]
 
-    seconds, _ = best_of(repeat, lambda: sum(1 for line in lines if json.loads(line)))
-    rows["json.loads per line (no validation)"] = (events / seconds, -1)
-    seconds, _ = best_of(repeat, lambda: sum(1 for line in lines if decode_transaction_json(line)))
-    rows["decode_transaction_json (validating)"] = (events / seconds, -1)
-    seconds, _ = best_of(repeat, lambda: len(drain_generator(events)))
-    rows["generator only"] = (events / seconds, -1)
-
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-") as tmp:
         work = Path(tmp)
         source_file = work / "transactions.jsonl"
         source_file.write_bytes(b"".join(line + b"\n" for line in lines))
         out = work / "alerts.jsonl"
-        seconds, alerts = best_of(repeat, lambda: tutorial_job(generator(events), out, None))
-        rows["generator -> tutorial -> JSONL"] = (events / seconds, alerts)
-        seconds, alerts = best_of(
-            repeat, lambda: tutorial_job(JsonLinesSource(str(source_file)), out, None)
-        )
-        rows["JSONL -> tutorial -> JSONL"] = (events / seconds, alerts)
-        counter = iter(range(1_000_000))
-        seconds, alerts = best_of(
-            repeat,
-            lambda: tutorial_job(
-                JsonLinesSource(str(source_file)), out, work / f"chk-{next(counter)}"
+        runs = iter(range(1_000_000))
+
+        # Rows without a job find no alerts: they return -1.
+        def loads_only() -> int:
+            for line in lines:
+                json.loads(line)
+            return -1
+
+        def decode_only() -> int:
+            for line in lines:
+                decode_transaction_json(line)
+            return -1
+
+        def generator_only() -> int:
+            drain_generator(events)
+            return -1
+
+        measures: dict[str, Callable[[], int]] = {
+            "json.loads per line (no validation)": loads_only,
+            "decode_transaction_json (validating)": decode_only,
+            "generator only": generator_only,
+            "generator -> tutorial -> JSONL": lambda: tutorial_job(generator(events), out, None),
+            "JSONL -> tutorial -> JSONL": lambda: tutorial_job(
+                JsonLinesSource(str(source_file)), out, None
             ),
-        )
-        rows["JSONL -> tutorial -> JSONL, checkpoints 1 s"] = (events / seconds, alerts)
+            "JSONL -> tutorial -> JSONL, checkpoints 1 s": lambda: tutorial_job(
+                JsonLinesSource(str(source_file)), out, work / f"chk-{next(runs)}"
+            ),
+        }
+        for name, (seconds, alerts) in best_of_interleaved(repeat, measures).items():
+            rows[name] = (events / seconds, alerts)
         if with_kafka:
             rows.update(kafka_rows(transactions, work) or {})
     return rows, expected
