@@ -163,6 +163,8 @@ class StreamExecutionEnvironment:
         self._clock: Clock = SystemClock()
         self._batch_size = 1024
         self._state_backend = "memory"
+        self._state_dir: str | None = None
+        self._worker_processes = 1
         self._restore_from: str | None = None
 
     @staticmethod
@@ -251,13 +253,13 @@ class StreamExecutionEnvironment:
 
         if not isinstance(state_backend, StateBackend):
             raise TypeError(f"expected a state backend, got {state_backend!r}")
-        if state_backend.kind != "memory":
-            raise ConfigurationError(
-                f"the {type(state_backend).__name__} is not available in this build; "
-                "use HashMapStateBackend (in-memory keyed state)"
-            )
         self._state_backend = state_backend.kind
+        self._state_dir = state_backend.directory
         return self
+
+    def get_state_backend(self) -> str:
+        """``memory`` or ``rocksdb`` (fraudstream: the kind of the configured backend)."""
+        return self._state_backend
 
     def set_processing_time_clock(self, clock: Clock) -> StreamExecutionEnvironment:
         """Inject the processing-time clock, e.g. a ``ManualClock`` (fraudstream extension)."""
@@ -397,6 +399,8 @@ class StreamExecutionEnvironment:
             state_backend=self._state_backend,
             job_parameters=self._config.global_job_parameters,
             restore_from=self._restore_from,
+            state_dir=self._state_dir,
+            worker_processes=self._worker_processes,
         )
 
     def _take_nodes(self) -> list[Transformation]:

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from fraudstream.exceptions import CheckpointError, ConfigurationError
-from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint
+from fraudstream.runtime.checkpoints import (
+    STAGING,
+    CheckpointStorage,
+    LoadedCheckpoint,
+    state_files_of,
+)
 from fraudstream.runtime.clock import Clock
 from fraudstream.runtime.exchange import ExchangeOutput
 from fraudstream.runtime.executor import LocalExecutor
@@ -49,6 +54,8 @@ class JobRunner:
         state_backend: str,
         job_parameters: dict[str, str],
         restore_from: str | None,
+        state_dir: str | None = None,
+        worker_processes: int = 1,
     ) -> None:
         self.nodes = reachable(nodes)
         self.name = name
@@ -66,6 +73,9 @@ class JobRunner:
         self.state_backend = state_backend
         self.job_parameters = job_parameters
         self.restore_from = restore_from
+        self.state_dir = state_dir
+        self.worker_processes = worker_processes
+        self.restore_dir: str | None = None
         self.cancelled = False
         self.executor: LocalExecutor | None = None
         self.plan: JobPlan | None = None
@@ -81,10 +91,10 @@ class JobRunner:
 
     def compile(self) -> JobPlan:
         """Every instance of every operator, wired."""
-        state_dir = None
-        if self.state_backend == "rocksdb":
-            base = self.checkpoint_config.storage_dir or ".fraudstream-state"
-            state_dir = str(Path(base) / "rocksdb" / self.job_id)
+        state_dir = self.state_dir
+        snapshot_dir = None
+        if self.checkpoint_config.storage_dir:
+            snapshot_dir = str(Path(self.checkpoint_config.storage_dir) / STAGING)
         instances: dict[int, list[Operator]] = {}
         operators: list[Operator] = []
         sources: list[SourceOperator] = []
@@ -109,6 +119,7 @@ class JobRunner:
                     job_parameters=self.job_parameters,
                     state_backend=self.state_backend,
                     state_dir=state_dir,
+                    snapshot_dir=snapshot_dir,
                 )
                 made.append(operator)
                 operators.append(operator)
@@ -175,6 +186,8 @@ class JobRunner:
                 else CheckpointStorage.load(self.restore_from)
             )
             self._restore(loaded)
+        if storage is not None:
+            storage.clear_staging()
         if self.checkpoint_interval_ms > 0 or storage is not None:
             self.coordinator = CheckpointCoordinator(
                 storage, self.checkpoint_interval_ms, self.clock.now_ms(), self
@@ -184,6 +197,10 @@ class JobRunner:
 
     def _restore(self, loaded: LoadedCheckpoint) -> None:
         states: dict[str, list[Any]] = loaded.payload["operators"]
+        self.restore_dir = str(loaded.path)
+        for ops in self._instances.values():
+            for op in ops:
+                op.task.restore_dir = self.restore_dir
         old_parallelism = loaded.payload.get("parallelism", 1)
         known = set()
         for _node_id, ops in self._instances.items():
@@ -327,18 +344,18 @@ class CheckpointCoordinator:
         for operator in plan.operators:
             if isinstance(operator, ConnectorSinkOperator) and not operator.finished:
                 operator.prepare_checkpoint(checkpoint_id)
-        states: dict[str, list[Any]] = {}
-        for operator in plan.operators:
-            states.setdefault(operator.uid, []).append(operator.snapshot_state())
         path = None
         if self.storage is not None:
+            states: dict[str, list[Any]] = {}
+            for operator in plan.operators:
+                states.setdefault(operator.uid, []).append(operator.snapshot_state())
             payload = {
                 "checkpoint_id": checkpoint_id,
                 "parallelism": self.runner.parallelism,
                 "max_parallelism": self.runner.max_parallelism,
                 "operators": states,
             }
-            path = self.storage.write(checkpoint_id, payload, savepoint)
+            path = self.storage.write(checkpoint_id, payload, savepoint, state_files_of(states))
             self.last_size = sum(f.stat().st_size for f in path.iterdir())
         for operator in plan.operators:
             notify = getattr(operator, "notify_checkpoint_complete", None)

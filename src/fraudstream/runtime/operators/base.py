@@ -31,6 +31,10 @@ class TaskInfo:
     job_parameters: dict[str, str] = field(default_factory=dict)
     state_backend: str = "memory"
     state_dir: str | None = None
+    #: where on-disk backends write state files for a checkpoint (None: in memory)
+    snapshot_dir: str | None = None
+    #: the directory of the checkpoint being restored (state files are relative to it)
+    restore_dir: str | None = None
 
 
 class Channel:
