@@ -26,12 +26,14 @@ from typing import Any
 from fraudstream.exceptions import CheckpointError
 from fraudstream.state.files import StateFile
 
-__all__ = ["STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
+__all__ = ["SAVEPOINTS", "STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
 
 _STATE = "state.bin"
 _META = "_metadata"
 #: Directory inside the checkpoint directory where state files wait to be published.
 STAGING = ".staging"
+#: Directory inside the checkpoint directory holding savepoints (never pruned).
+SAVEPOINTS = "savepoints"
 
 
 def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
@@ -110,8 +112,10 @@ class CheckpointStorage:
         """
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         name = f"{'savepoint' if savepoint else 'chk'}-{checkpoint_id}"
-        final = self.directory / name
-        temporary = self.directory / f".tmp-{name}-{os.getpid()}"
+        parent = self.directory / SAVEPOINTS if savepoint else self.directory
+        parent.mkdir(exist_ok=True)
+        final = parent / name
+        temporary = parent / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
         with open(temporary / _STATE, "wb") as handle:
@@ -137,7 +141,7 @@ class CheckpointStorage:
         if final.exists():
             shutil.rmtree(final)
         os.rename(temporary, final)
-        _fsync_dir(self.directory)
+        _fsync_dir(parent)
         if not savepoint:
             self._prune()
         return final

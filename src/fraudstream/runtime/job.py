@@ -13,7 +13,7 @@ import copy
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import CheckpointError, ConfigurationError
 from fraudstream.runtime.checkpoints import (
@@ -31,6 +31,9 @@ from fraudstream.runtime.operators.process import UserFunctionOperator
 from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
 from fraudstream.runtime.operators.sources import SourceOperator
 from fraudstream.runtime.plan import JobPlan, reachable, resolve_edges
+
+if TYPE_CHECKING:
+    from fraudstream.runtime.workers import ProcessCoordinator
 
 __all__ = ["JobRunner"]
 
@@ -80,6 +83,18 @@ class JobRunner:
         self.executor: LocalExecutor | None = None
         self.plan: JobPlan | None = None
         self.coordinator: CheckpointCoordinator | None = None
+        self.processes: ProcessCoordinator | None = None
+        self._instances: dict[int, list[Operator]] = {}
+
+    @property
+    def instances_by_node(self) -> dict[int, list[Operator]]:
+        """The compiled instances of every physical transformation, by node id."""
+        return self._instances
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes run the job (1: everything in this process)."""
+        return max(1, min(self.worker_processes, self.parallelism))
 
     # -- compiling -----------------------------------------------------------------------------
     def instances(self, node: Transformation) -> int:
@@ -172,19 +187,8 @@ class JobRunner:
     def _prepare(self) -> LocalExecutor:
         plan = self.compile()
         self.plan = plan
-        storage = None
-        if self.checkpoint_config.storage_dir:
-            storage = CheckpointStorage(
-                self.checkpoint_config.storage_dir, self.checkpoint_config.retained
-            )
-        if self.restore_from:
-            if storage is None and self.restore_from == "latest":
-                raise CheckpointError("restoring from 'latest' needs a checkpoint directory")
-            loaded = (
-                storage.resolve(self.restore_from)
-                if storage is not None
-                else CheckpointStorage.load(self.restore_from)
-            )
+        storage, loaded = self._storage_and_checkpoint()
+        if loaded is not None:
             self._restore(loaded)
         if storage is not None:
             storage.clear_staging()
@@ -232,8 +236,46 @@ class JobRunner:
                 "have; give operators the same uid(...) as when the checkpoint was taken"
             )
 
+    def restore(self, loaded: LoadedCheckpoint) -> None:
+        """Give every compiled instance its state from ``loaded`` (before ``open``)."""
+        self._restore(loaded)
+
+    def _storage_and_checkpoint(self) -> tuple[CheckpointStorage | None, LoadedCheckpoint | None]:
+        storage = None
+        if self.checkpoint_config.storage_dir:
+            storage = CheckpointStorage(
+                self.checkpoint_config.storage_dir, self.checkpoint_config.retained
+            )
+        loaded = None
+        if self.restore_from:
+            if storage is None and self.restore_from == "latest":
+                raise CheckpointError("restoring from 'latest' needs a checkpoint directory")
+            loaded = (
+                storage.resolve(self.restore_from)
+                if storage is not None
+                else CheckpointStorage.load(self.restore_from)
+            )
+        return storage, loaded
+
+    def _run_in_workers(self) -> None:
+        from fraudstream.runtime.workers import ProcessCoordinator
+
+        storage, loaded = self._storage_and_checkpoint()
+        # Compile here too: a job that does not match its checkpoint fails before forking.
+        self.plan = self.compile()
+        if loaded is not None:
+            self._restore(loaded)
+        if storage is not None:
+            storage.clear_staging()
+        self.processes = ProcessCoordinator(self, self.workers)
+        if not self.cancelled:
+            self.processes.run(storage, loaded)
+
     def run(self) -> None:
-        """Run to the end."""
+        """Run to the end (in worker processes when configured with more than one)."""
+        if self.workers > 1:
+            self._run_in_workers()
+            return
         executor = self._prepare()
         if self.cancelled:
             executor.cancelled = True
@@ -274,14 +316,36 @@ class JobRunner:
 
     def savepoint_and_stop(self) -> None:
         """Take a savepoint at the next round, then stop."""
-        if self.coordinator is None:
+        self.request_savepoint(stop=True)
+
+    def request_savepoint(self, stop: bool = False) -> None:
+        """Take a savepoint (into the checkpoint directory's ``savepoints``) soon."""
+        if not self.checkpoint_config.storage_dir:
             raise CheckpointError("savepoints need a checkpoint directory")
-        self.coordinator.savepoint_requested = True
-        self.coordinator.stop_after_savepoint = True
+        target: Any = self.processes if self.processes is not None else self.coordinator
+        if target is None:
+            raise CheckpointError("the job has not started yet; ask again once it runs")
+        target.savepoint_requested = True
+        if stop:
+            target.stop_after_savepoint = True
+
+    def checkpoint_stats(self) -> dict[str, Any]:
+        """Completed checkpoints, last duration (ms), size (bytes) and path."""
+        source: Any = self.processes if self.processes is not None else self.coordinator
+        if source is None:
+            return {"completed": 0, "last_duration_ms": 0, "last_size": 0, "last_path": None}
+        return {
+            "completed": source.completed,
+            "last_duration_ms": source.last_duration_ms,
+            "last_size": source.last_size,
+            "last_path": None if source.last_path is None else str(source.last_path),
+        }
 
     def counters(self) -> dict[str, int]:
         """Records read per source and written per sink."""
         out: dict[str, int] = {}
+        if self.processes is not None:
+            return dict(self.processes.counters)
         if self.plan is None:
             return out
         for op in self.plan.operators:
@@ -320,6 +384,7 @@ class CheckpointCoordinator:
         self.last_completed_ms: int | None = None
         self.last_duration_ms = 0
         self.last_size = 0
+        self.last_path: Path | None = None
         self.completed = 0
 
     def maybe_checkpoint(self, plan: JobPlan, now_ms: int) -> None:
@@ -356,6 +421,7 @@ class CheckpointCoordinator:
                 "operators": states,
             }
             path = self.storage.write(checkpoint_id, payload, savepoint, state_files_of(states))
+            self.last_path = path
             self.last_size = sum(f.stat().st_size for f in path.iterdir())
         for operator in plan.operators:
             notify = getattr(operator, "notify_checkpoint_complete", None)

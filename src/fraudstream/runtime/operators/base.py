@@ -103,6 +103,11 @@ class Output:
         for channel in self._all():
             channel.end()
 
+    def barrier(self, checkpoint_id: int) -> None:
+        """Forward a checkpoint barrier to every consumer (worker processes only)."""
+        for channel in self._all():
+            channel.barrier(checkpoint_id)  # type: ignore[attr-defined]
+
 
 class Operator:
     """One parallel instance of an operator.

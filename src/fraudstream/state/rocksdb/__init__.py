@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fraudstream.state.rocksdb.backend import RocksDBKeyedStateBackend
+from fraudstream.state.rocksdb.backend import RocksDBKeyedStateBackend, opened_in_this_process
 
-__all__ = ["RocksDBKeyedStateBackend"]
+__all__ = ["RocksDBKeyedStateBackend", "opened_in_this_process"]

@@ -14,6 +14,7 @@ The write-ahead log is off: durability comes from checkpoints, as in Flink.
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import tempfile
@@ -30,9 +31,15 @@ from fraudstream.state.files import StateFile, read_state_file, write_state_file
 from fraudstream.state.rocksdb.states import PLAIN, TTL
 from fraudstream.state.rocksdb.table import RocksTable
 
-__all__ = ["RocksDBKeyedStateBackend"]
+__all__ = ["RocksDBKeyedStateBackend", "opened_in_this_process"]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+_opened_by: set[int] = set()
+
+
+def opened_in_this_process() -> bool:
+    """Whether this process has opened a RocksDB database (then it must not fork workers)."""
+    return os.getpid() in _opened_by
 
 
 def _open_db(path: Path) -> Any:
@@ -43,6 +50,7 @@ def _open_db(path: Path) -> Any:
             "the RocksDB state backend needs the rocksdict package: "
             "pip install 'fraudstream[rocksdb]'"
         ) from exc
+    _opened_by.add(os.getpid())
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     db = Rdict(str(path), options)
