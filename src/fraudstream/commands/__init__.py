@@ -13,4 +13,5 @@ COMMANDS: list[str] = [
     "fraudstream.commands.demo",
     "fraudstream.commands.run",
     "fraudstream.commands.job",
+    "fraudstream.commands.bench",
 ]

@@ -22,6 +22,7 @@ HELP = "run a fraud job (tutorial, tutorial-timer, rules) over sources and sinks
 JOBS: dict[str, str] = {
     "tutorial": "fraudstream.fraud.tutorial:cli_job",
     "tutorial-timer": "fraudstream.fraud.tutorial:cli_job_timer",
+    "rules": "fraudstream.fraud.rules.job:cli_job",
 }
 
 
@@ -76,8 +77,10 @@ def run(options: argparse.Namespace) -> int:
     from fraudstream.connectors.specs import make_sink
     from fraudstream.datastream import StreamExecutionEnvironment
 
-    if options.engine != "embedded":
-        raise ConfigurationError("--engine flink is not available in this build yet")
+    if options.engine == "flink":
+        from fraudstream.flink import run_job_on_flink
+
+        return run_job_on_flink(options)
     if options.from_checkpoint and not options.checkpoint_dir:
         raise ConfigurationError("--from-checkpoint needs --checkpoint-dir")
     env = StreamExecutionEnvironment.get_execution_environment()
@@ -93,6 +96,30 @@ def run(options: argparse.Namespace) -> int:
         alerts.print()
     else:
         alerts.sink_to(make_sink(options.sink, "alerts"))
-    env.execute(f"fraudstream job {options.name}")
+    _route_dead_letters(env, options)
+    result = env.execute(f"fraudstream job {options.name}")
     sys.stdout.flush()
+    _report_dead_letters(result.get_all_accumulator_results(), options)
     return EXIT_OK
+
+
+def _route_dead_letters(env: Any, options: argparse.Namespace) -> None:
+    """Bad records of every source go to ``--dead-letters``, or to stderr when not given."""
+    from fraudstream.connectors.deadletters import DeadLetterLogSink, route_dead_letters
+    from fraudstream.connectors.specs import make_sink
+
+    dead_letters = getattr(options, "dead_letters", None)
+    sink = make_sink(dead_letters, "dead-letters") if dead_letters else DeadLetterLogSink()
+    route_dead_letters(env, sink)
+
+
+def _report_dead_letters(counters: dict[str, int], options: argparse.Namespace) -> None:
+    bad = sum(v for k, v in counters.items() if k.endswith(".dead_letters"))
+    if bad:
+        good = sum(v for k, v in counters.items() if k.endswith(".records_out"))
+        where = getattr(options, "dead_letters", None) or "stderr"
+        print(
+            f"fraudstream: {bad} bad record(s) went to the dead letters ({where}); "
+            f"{good} good record(s) were processed",
+            file=sys.stderr,
+        )

@@ -27,9 +27,17 @@ __all__ = [
 ]
 
 #: scheme -> "module:function" of a source factory ``(spec, role) -> Source``.
-SOURCE_SCHEMES: dict[str, str] = {}
+SOURCE_SCHEMES: dict[str, str] = {
+    "generator": "fraudstream.connectors.generator:generator_source",
+    "jsonl": "fraudstream.connectors.files:jsonl_source",
+    "csv": "fraudstream.connectors.files:csv_source",
+}
 #: scheme -> "module:function" of a sink factory ``(spec, role) -> Sink``.
-SINK_SCHEMES: dict[str, str] = {}
+SINK_SCHEMES: dict[str, str] = {
+    "jsonl": "fraudstream.connectors.files:jsonl_sink",
+    "csv": "fraudstream.connectors.files:csv_sink",
+    "sqlite": "fraudstream.connectors.sqlite:sqlite_sink",
+}
 
 
 @dataclass(frozen=True)
@@ -118,3 +126,7 @@ def make_sink(text: str, role: str) -> Any:
     """Build the sink a spec names (``role`` says what it writes)."""
     spec = parse_spec(text)
     return _factory(SINK_SCHEMES, "sink", spec)(spec, role)
+
+
+SOURCE_SCHEMES["kafka"] = "fraudstream.connectors.kafka:source_from_spec"
+SINK_SCHEMES["kafka"] = "fraudstream.connectors.kafka:sink_from_spec"
