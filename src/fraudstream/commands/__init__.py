@@ -14,4 +14,5 @@ COMMANDS: list[str] = [
     "fraudstream.commands.run",
     "fraudstream.commands.job",
     "fraudstream.commands.bench",
+    "fraudstream.commands.savepoint",
 ]

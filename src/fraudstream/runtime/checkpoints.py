@@ -21,10 +21,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import CheckpointError
-from fraudstream.state.files import StateFile
+
+if TYPE_CHECKING:  # the state package imports the API, which imports the runtime
+    from fraudstream.state.files import StateFile
 
 __all__ = ["SAVEPOINTS", "STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
 
@@ -38,6 +40,8 @@ SAVEPOINTS = "savepoints"
 
 def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
     """The state files an operator snapshot map refers to (keyed state of disk backends)."""
+    from fraudstream.state.files import StateFile
+
     found = []
     for snapshots in operators.values():
         for snapshot in snapshots:

@@ -135,6 +135,7 @@ class JobRunner:
                     state_backend=self.state_backend,
                     state_dir=state_dir,
                     snapshot_dir=snapshot_dir,
+                    final_checkpoint=snapshot_dir is not None,
                 )
                 made.append(operator)
                 operators.append(operator)
@@ -250,6 +251,16 @@ class JobRunner:
         if self.restore_from:
             if storage is None and self.restore_from == "latest":
                 raise CheckpointError("restoring from 'latest' needs a checkpoint directory")
+            if storage is not None and self.restore_from == "latest":
+                loaded = storage.latest()
+                if loaded is None:
+                    # A supervisor restarts with --from-checkpoint latest whenever the job
+                    # died, also before its first checkpoint: then it starts afresh.
+                    log.warning(
+                        "no complete checkpoint in %r yet; the job starts from the beginning",
+                        str(storage.directory),
+                    )
+                return storage, loaded
             loaded = (
                 storage.resolve(self.restore_from)
                 if storage is not None
@@ -298,6 +309,8 @@ class JobRunner:
             self.stop_stepwise()
             raise
         if not more:
+            if self.coordinator is not None and not self.cancelled:
+                self.coordinator.on_finished(self.executor.plan)
             self.stop_stepwise()
         return more
 
@@ -425,9 +438,7 @@ class CheckpointCoordinator:
             self.last_size = sum(f.stat().st_size for f in path.iterdir())
         for operator in plan.operators:
             notify = getattr(operator, "notify_checkpoint_complete", None)
-            if notify is not None and not (
-                isinstance(operator, ConnectorSinkOperator) and operator.finished
-            ):
+            if notify is not None:
                 notify(checkpoint_id)
         self.completed += 1
         self.last_completed_ms = now_ms
@@ -435,4 +446,6 @@ class CheckpointCoordinator:
         return path
 
     def on_finished(self, plan: JobPlan) -> None:
-        """Nothing more to checkpoint: sinks committed at end of input."""
+        """Every operator finished: the final checkpoint, on which sinks commit the rest."""
+        if self.storage is not None:
+            self.checkpoint(plan, self.runner.clock.now_ms())

@@ -35,6 +35,8 @@ class TaskInfo:
     snapshot_dir: str | None = None
     #: the directory of the checkpoint being restored (state files are relative to it)
     restore_dir: str | None = None
+    #: a final checkpoint follows the end of input (sinks commit their last seal on it)
+    final_checkpoint: bool = False
 
 
 class Channel:

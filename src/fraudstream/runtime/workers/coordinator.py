@@ -178,6 +178,29 @@ class ProcessCoordinator:
                     pending = None
                     if self.stop_after_savepoint:
                         runner.cancel()
+        if storage is not None:
+            self._final_checkpoint(storage, next_id, pending, queues, results)
+
+    def _final_checkpoint(
+        self,
+        storage: CheckpointStorage,
+        next_id: int,
+        pending: dict[str, Any] | None,
+        queues: list[Any],
+        results: Any,
+    ) -> None:
+        """Every worker is done: one more checkpoint, on which sinks commit the rest."""
+        if pending is None:
+            pending = {"id": next_id, "acks": {}, "savepoint": False, "started": time.monotonic()}
+            for inbound in queues:
+                self._send(inbound, [(TRIGGER, pending["id"])])
+        while len(pending["acks"]) < self.workers:
+            message = results.get(True, 60)
+            if message[0] == "failed":
+                self._raise_failure(message)
+            if message[0] == "ack" and message[2] == pending["id"]:
+                pending["acks"][message[1]] = message[3]
+        self._publish(storage, pending, queues)
 
     def _publish(
         self, storage: CheckpointStorage | None, pending: dict[str, Any], queues: list[Any]

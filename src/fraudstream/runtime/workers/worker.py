@@ -205,9 +205,7 @@ class WorkerProcess:
     def _complete(self, checkpoint_id: int) -> None:
         for operator in self.local:
             notify = getattr(operator, "notify_checkpoint_complete", None)
-            if notify is not None and not (
-                isinstance(operator, ConnectorSinkOperator) and operator.finished
-            ):
+            if notify is not None:
                 notify(checkpoint_id)
 
     # -- the loop ------------------------------------------------------------------------------
