@@ -15,4 +15,5 @@ COMMANDS: list[str] = [
     "fraudstream.commands.job",
     "fraudstream.commands.bench",
     "fraudstream.commands.backtest",
+    "fraudstream.commands.savepoint",
 ]
