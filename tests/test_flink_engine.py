@@ -73,6 +73,7 @@ def flink_jobs(
 
 
 @pytest.mark.flink
+@pytest.mark.timeout(900)  # the fixture starts three Flink jobs (JVMs); slow on a busy machine
 @pytest.mark.parametrize(
     ("name", "source"),
     [("tutorial", SOURCE), ("tutorial-timer", SOURCE), ("rules", "generator:count=1500,seed=7")],
@@ -98,14 +99,15 @@ def test_job_on_flink_finds_what_the_embedded_engine_finds(
 
 
 @pytest.mark.flink
+@pytest.mark.timeout(600)
 def test_bad_records_are_reported_and_the_job_still_runs(
     flink_env: dict[str, str], tmp_path: Path
 ) -> None:
     good = {
-        "transactionId": 1, "eventTime": 5, "payeeId": 3, "beneficiaryId": 4,
-        "paymentAmount": 0.5, "paymentType": "CRD", "ingestionTimestamp": 5,
+        "transactionId": 1, "eventTime": 1_700_000_000_000, "payeeId": 3, "beneficiaryId": 4,
+        "paymentAmount": 0.5, "paymentType": "CRD", "ingestionTimestamp": 1_700_000_000_000,
     }  # fmt: skip
-    large = dict(good, transactionId=2, eventTime=6, paymentAmount=900.0)
+    large = dict(good, transactionId=2, eventTime=1_700_000_000_001, paymentAmount=900.0)
     path = tmp_path / "tx.jsonl"
     path.write_text(f"{json.dumps(good)}\nnot json\n{json.dumps(large)}\n" + "\x00" * 10 + "\n")
     proc = _job(["tutorial", "--engine", "flink", "--source", f"jsonl:{path}"], flink_env)

@@ -8,7 +8,8 @@ Steps:
 
 1. Read the bounded input (``--source``, and ``--rules`` when it is a connector) here in
    the driver with fraudstream's connectors (the embedded API, alias off), to hand it
-   to Flink as a collection. Unbounded inputs need Flink's own connectors on a cluster
+   to Flink as a collection; create the alerts' sink writer. Unbounded inputs need
+   Flink's own connectors on a cluster
    (docs/flink-deployment.md).
 2. Install the reverse alias, so that job code imports PyFlink's API.
 3. Build the job with the same builder functions the embedded engine uses.
@@ -102,9 +103,18 @@ BUILDERS: dict[str, Callable[[Any, Any, Any], Any]] = {
 }
 
 
-def _write(alerts: Iterator[Any], sink_spec: str) -> int:
-    """Write collected alerts with a fraudstream sink; returns how many."""
+def _writer(sink_spec: str) -> Any:
+    """A fraudstream sink writer for the alerts, or ``None`` for ``print``."""
     if sink_spec == "print":
+        return None
+    from fraudstream.connectors.specs import make_sink
+
+    return make_sink(sink_spec, "alerts").create_writer(0, 1)
+
+
+def _write(alerts: Iterator[Any], writer: Any) -> int:
+    """Write collected alerts (with a fraudstream writer, or print them); returns how many."""
+    if writer is None:
         count = 0
         for alert in alerts:
             print(alert, flush=False)
@@ -112,9 +122,7 @@ def _write(alerts: Iterator[Any], sink_spec: str) -> int:
         sys.stdout.flush()
         return count
     from fraudstream.connectors.base import WriterContext
-    from fraudstream.connectors.specs import make_sink
 
-    writer = make_sink(sink_spec, "alerts").create_writer(0, 1)
     writer.open(WriterContext())
     count = 0
     try:
@@ -147,6 +155,7 @@ def run(options: Any) -> int:
     options.rule_records = (
         [] if rules is None or Path(rules).is_file() else read_bounded(rules, "rules")
     )
+    writer = _writer(options.sink)
     # 2. From here on, job code builds on PyFlink.
     use_pyflink()
     from fraudstream.datastream import StreamExecutionEnvironment
@@ -161,7 +170,7 @@ def run(options: Any) -> int:
     transactions = _collection(env, records)
     alerts = BUILDERS[options.name](env, transactions, options)
     with alerts.execute_and_collect(f"fraudstream job {options.name}") as results:
-        _write(results, options.sink)
+        _write(results, writer)
     return EXIT_OK
 
 

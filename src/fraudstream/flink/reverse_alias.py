@@ -4,7 +4,7 @@ The mirror image of :mod:`fraudstream._pyflink_alias`. After :func:`use_pyflink`
 ``fraudstream.datastream.functions`` *is* a module holding PyFlink's
 ``pyflink.datastream.functions`` names, so job code written against fraudstream's public
 API builds a PyFlink job. A few engine-neutral constants that only fraudstream names are
-added (``MAX_WATERMARK``: Flink's end-of-time watermark, ``Long.MAX_VALUE``); anything
+added (``MAX_WATERMARK``/``MIN_WATERMARK``: Flink's ``Long.MAX_VALUE``/``MIN_VALUE``); anything
 else that PyFlink lacks fails at import or attribute access, naming it.
 """
 
@@ -25,7 +25,10 @@ ALIASED_PACKAGES = ("fraudstream.common", "fraudstream.datastream")
 
 #: fraudstream-only names with the same meaning on Flink, per module.
 _EXTRAS: dict[str, dict[str, Any]] = {
-    "fraudstream.common.watermark_strategy": {"MAX_WATERMARK": 2**63 - 1},
+    "fraudstream.common.watermark_strategy": {
+        "MAX_WATERMARK": 2**63 - 1,
+        "MIN_WATERMARK": -(2**63),
+    },
 }
 
 
