@@ -213,3 +213,41 @@ def test_flink_site_hook_installs_the_alias_at_start_up(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "pyflink/datastream"
+
+
+def test_driver_reads_bounded_inputs_with_fraudstream_connectors(tmp_path: Path) -> None:
+    from fraudstream.exceptions import ConfigurationError
+    from fraudstream.flink import driver
+
+    records = driver.read_bounded("generator:count=1200,seed=4", "transactions")
+    assert len(records) == 1200
+    assert len({r.transaction_id for r in records}) == 1200
+    with pytest.raises(ConfigurationError, match="never ends"):
+        driver.read_bounded("generator:rate=10", "transactions")
+    with pytest.raises(ConfigurationError, match="no such file"):
+        driver.read_bounded(f"jsonl:{tmp_path / 'missing.jsonl'}", "transactions")
+
+
+def test_driver_writes_alerts_with_fraudstream_sinks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraudstream.flink import driver
+    from fraudstream.fraud.tutorial import Alert
+
+    alerts = [Alert(i, 1_700_000_000_000 + i, 900.0) for i in range(2500)]
+    assert driver._write(iter(alerts[:2]), driver._writer("print")) == 2
+    assert capsys.readouterr().out == "Alert{id=0}\nAlert{id=1}\n"
+    target = tmp_path / "alerts.jsonl"
+    assert driver._write(iter(alerts), driver._writer(f"jsonl:{target}")) == 2500
+    lines = target.read_text().splitlines()
+    assert len(lines) == 2500
+    assert json.loads(lines[-1])["accountIdStr"] == "2499"
+
+
+def test_driver_refuses_malformed_invocations(capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudstream.flink import driver
+
+    assert driver.main([]) == 2
+    assert "usage" in capsys.readouterr().err
+    assert driver.main([json.dumps({"name": "nope"})]) == 2
+    assert "unknown job 'nope'" in capsys.readouterr().err
