@@ -152,8 +152,11 @@ def run(options: Any) -> int:
     use_embedded()
     records = read_bounded(options.source, "transactions")
     rules = options.rules
+    # Rules cross the switch as wire dicts: Rule classes are re-imported after it.
     options.rule_records = (
-        [] if rules is None or Path(rules).is_file() else read_bounded(rules, "rules")
+        []
+        if rules is None or Path(rules).is_file()
+        else [rule.to_json_dict() for rule in read_bounded(rules, "rules")]
     )
     writer = _writer(options.sink)
     # 2. From here on, job code builds on PyFlink.
