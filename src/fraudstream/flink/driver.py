@@ -150,9 +150,10 @@ def run(options: Any) -> int:
     # 1. Inputs first, with fraudstream's own connectors (embedded API): a bad spec or
     #    file fails in a second, before the JVM starts.
     use_embedded()
-    records = read_bounded(options.source, "transactions")
+    # Records cross the switch as plain tuples and rules as wire dicts: their classes
+    # are imported again after it (pickle insists on the current class).
+    records = [tuple(t) for t in read_bounded(options.source, "transactions")]
     rules = options.rules
-    # Rules cross the switch as wire dicts: Rule classes are re-imported after it.
     options.rule_records = (
         []
         if rules is None or Path(rules).is_file()
@@ -162,6 +163,9 @@ def run(options: Any) -> int:
     # 2. From here on, job code builds on PyFlink.
     use_pyflink()
     from fraudstream.datastream import StreamExecutionEnvironment
+    from fraudstream.fraud.transaction import Transaction
+
+    records = [Transaction(*t) for t in records]
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(options.parallelism)
