@@ -20,6 +20,7 @@ Steps:
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,6 +182,19 @@ def run(options: Any) -> int:
     return EXIT_OK
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The Python error inside a Flink job failure (Java wraps it in several layers)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    python_errors = [
+        line
+        for line in lines
+        if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line) and not line.startswith("java")
+    ]
+    if python_errors:
+        return python_errors[-1]
+    return next((line for line in lines if line), type(exc).__name__)
+
+
 def main(argv: list[str]) -> int:
     """Entry point: one JSON argument with the job's options."""
     from fraudstream.exceptions import FraudstreamError
@@ -201,11 +215,7 @@ def main(argv: list[str]) -> int:
         print(f"fraudstream: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a failed Flink job arrives as a Py4J error with the Java trace
-        first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
-        print(f"fraudstream: the job failed on Flink: {first[0]}", file=sys.stderr)
-        causes = [line for line in str(exc).splitlines() if line.startswith("Caused by")]
-        for line in causes[-3:]:
-            print(f"  {line}", file=sys.stderr)
+        print(f"fraudstream: the job failed on Flink: {_root_cause(exc)}", file=sys.stderr)
         return EXIT_FAILURE
 
 
