@@ -30,19 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from fraudstream.common import WatermarkStrategy
+from fraudstream.connectors.codecs import transaction_to_json_dict
+from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.connectors.inprocess import CallbackSink, QueueSource
+from fraudstream.connectors.sqlite import AlertStore
 from fraudstream.datastream import JobClient, StreamExecutionEnvironment
 from fraudstream.exceptions import ConfigurationError, RuleValidationError
+from fraudstream.fraud.rules import Rule, RuleBook, build_rules_job, parse_rule
 from fraudstream.fraud.transaction import Transaction
-from fraudstream.service._standin import (
-    AlertStore,
-    Rule,
-    RuleBook,
-    TransactionGenerator,
-    build_rules_job,
-    parse_rule,
-    transaction_to_json_dict,
-)
 from fraudstream.service.hubs import Hub
 from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter
 
@@ -140,7 +135,8 @@ class DemoEngine:
         )
         if load_defaults:
             self._load_defaults_once()
-        self.generator = TransactionGenerator(seed=seed, rate=rate or 1.0)
+        # Wall-clock event times: the demo is live, and latency is measured against now.
+        self.generator = TransactionGenerator(seed=seed, rate=float(rate), time="clock")
         self._speed = float(rate)
         self._generating = True
         if rate == 0:
@@ -421,7 +417,9 @@ class DemoEngine:
         return {
             "items": [exact_ids(dict(item)) for item in page.items],
             "nextBefore": page.next_before,
-            "total": self.alert_store.count(),
+            "total": self.alert_store.count(
+                rule_id=rule_id, key=key, since_ms=since_ms, until_ms=until_ms
+            ),
         }
 
     def backtest(self, obj: Mapping[str, Any], max_alerts: int = 100) -> dict[str, Any]:
