@@ -7,6 +7,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
+pytest_plugins = ["kafka_broker"]
+
 
 @pytest.fixture
 def shared_dir() -> Path:

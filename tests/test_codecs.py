@@ -140,6 +140,8 @@ def test_extra_fields_are_ignored() -> None:
         (with_field("ingestionTimestamp", -5), "field 'ingestionTimestamp' is -5"),
         (with_field("paymentType", "XYZ"), "field 'paymentType' must be 'CSH' or 'CRD', got 'XYZ'"),
         (with_field("paymentType", 1), "field 'paymentType' must be 'CSH' or 'CRD', got 1"),
+        (with_field("paymentType", [1]), "field 'paymentType' must be 'CSH' or 'CRD', got [1]"),
+        (with_field("paymentType", {"a": 1}), "field 'paymentType' must be 'CSH' or 'CRD'"),
         (b"[" * 50_000 + b"]" * 50_000, "bytes, over the limit of 65536"),
         (b"[" * 30_000 + b"]" * 30_000, "not valid JSON"),
         (with_field("pad", "x" * 70_000), "over the limit of 65536"),

@@ -77,8 +77,10 @@ def run(options: argparse.Namespace) -> int:
     from fraudstream.connectors.specs import make_sink
     from fraudstream.datastream import StreamExecutionEnvironment
 
-    if options.engine != "embedded":
-        raise ConfigurationError("--engine flink is not available in this build yet")
+    if options.engine == "flink":
+        from fraudstream.flink import run_job_on_flink
+
+        return run_job_on_flink(options)
     if options.from_checkpoint and not options.checkpoint_dir:
         raise ConfigurationError("--from-checkpoint needs --checkpoint-dir")
     env = StreamExecutionEnvironment.get_execution_environment()

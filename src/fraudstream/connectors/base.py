@@ -100,6 +100,15 @@ class SourceReader(ABC, Generic[T]):
         """Native event times (ms) of the last ``poll``'s records, if the source has them."""
         return None
 
+    def splits(self) -> Sequence[Any] | None:
+        """The split (e.g. Kafka partition) of each of the last ``poll``'s records.
+
+        A reader of several splits returns them so that watermarks are generated per
+        split and combined (the minimum over splits that are not idle), as Flink does;
+        ``None`` means the reader is one stream.
+        """
+        return None
+
     @abstractmethod
     def snapshot_position(self) -> Any:
         """The position after the last polled record; picklable, small."""

@@ -126,3 +126,7 @@ def make_sink(text: str, role: str) -> Any:
     """Build the sink a spec names (``role`` says what it writes)."""
     spec = parse_spec(text)
     return _factory(SINK_SCHEMES, "sink", spec)(spec, role)
+
+
+SOURCE_SCHEMES["kafka"] = "fraudstream.connectors.kafka:source_from_spec"
+SINK_SCHEMES["kafka"] = "fraudstream.connectors.kafka:sink_from_spec"

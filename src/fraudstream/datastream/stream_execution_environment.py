@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fraudstream.common.configuration import Configuration
-from fraudstream.common.typeinfo import TypeInformation, Types
+from fraudstream.common.typeinfo import RowTypeInfo, TypeInformation, Types
+from fraudstream.common.types import Row
 from fraudstream.common.watermark_strategy import WatermarkStrategy
 from fraudstream.connectors.base import Source
 from fraudstream.connectors.collection import CollectionSource
@@ -333,6 +334,8 @@ class StreamExecutionEnvironment:
                     type_info.check(element)
                 except TypeError as exc:
                     raise TypeError(f"element {index} of the collection: {exc}") from exc
+            if isinstance(type_info, RowTypeInfo):
+                elements = [_named_row(element, type_info) for element in elements]
         return self._source(CollectionSource(elements), "Collection Source", None, type_info)
 
     def from_source(
@@ -493,3 +496,12 @@ class StreamExecutionEnvironment:
     def new_job_id() -> str:
         """A fresh job id."""
         return uuid.uuid4().hex
+
+
+def _named_row(element: Any, type_info: RowTypeInfo) -> Row:
+    """``element`` as a Row carrying the type's field names, as Flink delivers it."""
+    row = Row(*element)
+    row.set_field_names(type_info.get_field_names())
+    if isinstance(element, Row):
+        row.set_row_kind(element.get_row_kind())
+    return row

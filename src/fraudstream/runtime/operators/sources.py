@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fraudstream.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
@@ -13,6 +14,7 @@ from fraudstream.runtime.watermarks import MAX_WATERMARK, MIN_WATERMARK
 __all__ = [
     "DEAD_LETTER_TAG_ID",
     "SourceOperator",
+    "SplitWatermarks",
     "TimestampsAndWatermarksOperator",
     "WatermarkGenerator",
 ]
@@ -87,6 +89,81 @@ class WatermarkGenerator:
         self.max_ts = max_ts
 
 
+class SplitWatermarks:
+    """Per-split watermarks of one reader (Kafka partitions), combined as Flink does.
+
+    Each split keeps its largest timestamp; the reader's watermark is the smallest split
+    watermark over the splits that are not idle, and never goes back. A split counts from
+    its first record on, and becomes idle after the idle timeout without records (if the
+    strategy has one), until its next record.
+    """
+
+    __slots__ = ("_bound", "_idle_timeout", "emitted", "idle", "last_activity", "max_ts")
+
+    def __init__(self, strategy: WatermarkStrategy) -> None:
+        self._bound = strategy.out_of_orderness_ms
+        self._idle_timeout = strategy.idle_timeout_ms
+        self.max_ts: dict[Any, int] = {}
+        self.last_activity: dict[Any, int] = {}
+        self.idle: set[Any] = set()
+        self.emitted = MIN_WATERMARK
+
+    def observe(self, splits: Sequence[Any], timestamps: Timestamps, now: int) -> int | None:
+        """Take a batch into account; the new combined watermark if it advanced."""
+        if self._bound is None or timestamps is None:
+            return None
+        max_ts, activity, idle = self.max_ts, self.last_activity, self.idle
+        for split, ts in zip(splits, timestamps):
+            activity[split] = now
+            if ts is not None and ts > max_ts.get(split, MIN_WATERMARK):
+                max_ts[split] = ts
+        idle.difference_update(splits)
+        return self._advance()
+
+    def _advance(self) -> int | None:
+        assert self._bound is not None
+        active = [ts for split, ts in self.max_ts.items() if split not in self.idle]
+        if not active:
+            return None
+        watermark = min(active) - self._bound - 1
+        if watermark <= self.emitted:
+            return None
+        self.emitted = watermark
+        return watermark
+
+    def check_idle(self, now: int) -> int | None:
+        """Mark quiet splits idle; the combined watermark if that advanced it."""
+        if self._idle_timeout is None or self._bound is None:
+            return None
+        quiet = [
+            split
+            for split, last in self.last_activity.items()
+            if split not in self.idle and now - last >= self._idle_timeout
+        ]
+        if not quiet:
+            return None
+        self.idle.update(quiet)
+        return self._advance()
+
+    def next_idle_check(self) -> int | None:
+        """When a split could next become idle."""
+        if self._idle_timeout is None:
+            return None
+        pending = [t for s, t in self.last_activity.items() if s not in self.idle]
+        return min(pending) + self._idle_timeout if pending else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Largest timestamp per split and the watermark emitted."""
+        return {"max_ts": dict(self.max_ts), "emitted": self.emitted}
+
+    def restore(self, snapshot: dict[str, Any], now: int) -> None:
+        """Continue from a snapshot (every split active again)."""
+        self.max_ts = dict(snapshot["max_ts"])
+        self.emitted = snapshot["emitted"]
+        self.last_activity = dict.fromkeys(self.max_ts, now)
+        self.idle = set()
+
+
 class SourceOperator(Operator):
     """Reads a :class:`Source`; the executor calls :meth:`poll` round-robin."""
 
@@ -98,6 +175,7 @@ class SourceOperator(Operator):
         super().__init__(name, uid)
         self.source = source
         self.generator = WatermarkGenerator(strategy) if strategy is not None else None
+        self.split_watermarks = SplitWatermarks(strategy) if strategy is not None else None
         self.reader: SourceReader[Any] | None = None
         self._restored: Any = None
         self._dead: list[DeadLetter] = []
@@ -125,6 +203,9 @@ class SourceOperator(Operator):
                 self.reader.restore_position(self._restored["position"])
                 if self.generator is not None:
                     self.generator.restore(self._restored["max_ts"])
+                splits = self._restored.get("split_watermarks")
+                if splits is not None and self.split_watermarks is not None:
+                    self.split_watermarks.restore(splits, task.clock_ms())
         except Exception as exc:
             raise JobFailedError(f"source {self.name!r} failed to open: {exc}", self.name) from exc
         if self.generator is not None:
@@ -141,6 +222,7 @@ class SourceOperator(Operator):
         try:
             batch = reader.poll(max_records)
             native = reader.timestamps() if batch else None
+            splits = reader.splits() if batch and self.generator is not None else None
         except Exception as exc:
             raise JobFailedError(f"source {self.name!r} failed: {exc}", self.name) from exc
         if self._dead:
@@ -154,8 +236,8 @@ class SourceOperator(Operator):
                 self.out.watermark(declared)
                 return 0
             generator = self.generator
-            if generator is not None and generator.check_idle(self.task.clock_ms()):
-                self.out.idle(True)
+            if generator is not None:
+                self._check_idle(self.task.clock_ms())
             return 0
         values = batch if isinstance(batch, list) else list(batch)
         timestamps: Timestamps = list(native) if native is not None else None
@@ -169,12 +251,16 @@ class SourceOperator(Operator):
                 raise JobFailedError(
                     f"timestamp assigner of source {self.name!r} failed: {exc}", self.name
                 ) from exc
-            generator.last_activity = self.task.clock_ms()
+            now = self.task.clock_ms()
+            generator.last_activity = now
             if generator.idle:
                 generator.idle = False
                 self.out.idle(False)
             self.out.emit(values, timestamps)
             watermark = generator.observe(timestamps)
+            if splits is not None:
+                assert self.split_watermarks is not None
+                watermark = self.split_watermarks.observe(splits, timestamps, now)
             if watermark is not None:
                 self.out.watermark(watermark)
         declared = reader.emitted_watermark()
@@ -184,7 +270,8 @@ class SourceOperator(Operator):
         return len(values)
 
     def _flush_dead_letters(self) -> None:
-        dead, self._dead = self._dead, []
+        dead = list(self._dead)
+        self._dead.clear()  # in place: the reader's context holds this very list's append
         self.dead_letters += len(dead)
         self.out.emit_side(DEAD_LETTER_TAG_ID, list(dead), None)
 
@@ -194,22 +281,37 @@ class SourceOperator(Operator):
         self.out.end()
 
     def next_processing_timer(self) -> int | None:
-        """When idleness may begin."""
-        return None if self.generator is None else self.generator.next_idle_check()
+        """When idleness (of the source or of one of its splits) may begin."""
+        if self.generator is None or self.split_watermarks is None:
+            return None
+        times = [self.generator.next_idle_check(), self.split_watermarks.next_idle_check()]
+        present = [t for t in times if t is not None]
+        return min(present) if present else None
 
     def fire_processing_timers(self, now: int) -> None:
-        """Mark the source idle if it has been quiet for the idle timeout."""
-        if self.generator is not None and self.generator.check_idle(now):
+        """Mark the source, or splits of it, idle after the idle timeout without records."""
+        if self.generator is not None:
+            self._check_idle(now)
+
+    def _check_idle(self, now: int) -> None:
+        assert self.generator is not None and self.split_watermarks is not None
+        watermark = self.split_watermarks.check_idle(now)
+        if watermark is not None:
+            self.out.watermark(watermark)
+        if self.generator.check_idle(now):
             self.out.idle(True)
 
     def snapshot_state(self) -> Any:
         """The reader's position and the largest timestamp seen."""
         if self.reader is None:
             return None
-        return {
+        state = {
             "position": self.reader.snapshot_position(),
             "max_ts": self.generator.snapshot() if self.generator else MIN_WATERMARK,
         }
+        if self.split_watermarks is not None and self.split_watermarks.max_ts:
+            state["split_watermarks"] = self.split_watermarks.snapshot()
+        return state
 
     def restore_state(self, state: Any) -> None:
         """Remember where to continue (applied in ``open``)."""

@@ -1,0 +1,208 @@
+"""``fraudstream job tutorial`` over generator, files and SQLite, in process and as a program."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fraudstream.cli import main
+from fraudstream.connectors.codecs import (
+    CSV_HEADER,
+    encode_transaction_csv,
+    encode_transaction_json,
+)
+from fraudstream.connectors.generator import TransactionGenerator
+from fraudstream.connectors.sqlite import AlertStore
+from fraudstream.fraud.transaction import Transaction
+
+SPEC = "generator:count=20000,seed=5,tutorial-rate=0.01"
+
+
+def generated(count: int = 20_000, seed: int = 5) -> list[Transaction]:
+    reader = TransactionGenerator(seed=seed, count=count, tutorial_rate=0.01).create_reader(0, 1)
+    out: list[Transaction] = []
+    while (batch := reader.poll(1000)) is not None:
+        out.extend(batch)
+    return out
+
+
+def expected_alerts(transactions: list[Transaction]) -> list[dict[str, object]]:
+    """The tutorial's rule as a plain loop over the same transactions: the oracle."""
+    flagged: set[int] = set()
+    alerts: list[dict[str, object]] = []
+    for tx in transactions:
+        if tx.payee_id in flagged:
+            if tx.payment_amount > 500.0:
+                alerts.append(
+                    {
+                        "accountId": tx.payee_id,
+                        "accountIdStr": str(tx.payee_id),
+                        "timestamp": tx.event_time,
+                        "amount": tx.payment_amount,
+                    }
+                )
+            flagged.discard(tx.payee_id)
+        if tx.payment_amount < 1.0:
+            flagged.add(tx.payee_id)
+    return alerts
+
+
+def read_jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def oracle() -> list[dict[str, object]]:
+    alerts = expected_alerts(generated())
+    assert len(alerts) > 50
+    return alerts
+
+
+def test_generator_to_jsonl(tmp_path: Path, oracle: list[dict[str, object]]) -> None:
+    out = tmp_path / "alerts.jsonl"
+    assert main(["job", "tutorial", "--source", SPEC, "--sink", f"jsonl:{out}"]) == 0
+    assert read_jsonl(out) == oracle
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_generator_to_jsonl_with_checkpoints(
+    tmp_path: Path, oracle: list[dict[str, object]], parallelism: int
+) -> None:
+    out = tmp_path / "alerts.jsonl"
+    code = main(
+        [
+            "job", "tutorial", "--source", SPEC, "--sink", f"jsonl:{out}",
+            "--checkpoint-dir", str(tmp_path / "chk"), "--checkpoint-interval", "5",
+            "--parallelism", str(parallelism),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert any((tmp_path / "chk").glob("chk-*"))  # checkpoints were taken along the way
+    got = read_jsonl(out)
+    if parallelism == 1:
+        assert got == oracle
+    else:
+        assert sorted(got, key=json.dumps) == sorted(oracle, key=json.dumps)
+
+
+def test_jsonl_and_csv_files_give_the_alerts_of_the_generator(
+    tmp_path: Path, oracle: list[dict[str, object]]
+) -> None:
+    transactions = generated()
+    jsonl = tmp_path / "tx.jsonl"
+    jsonl.write_bytes(b"".join(encode_transaction_json(tx) + b"\n" for tx in transactions))
+    csv = tmp_path / "tx.csv"
+    csv.write_bytes(
+        CSV_HEADER + b"".join(encode_transaction_csv(tx) + b"\n" for tx in transactions)
+    )
+    for source in (f"jsonl:{jsonl}", f"csv:{csv}"):
+        out = tmp_path / f"alerts-{source[:3]}.jsonl"
+        assert main(["job", "tutorial", "--source", source, "--sink", f"jsonl:{out}"]) == 0
+        assert read_jsonl(out) == oracle
+
+
+def test_sqlite_sink(tmp_path: Path, oracle: list[dict[str, object]]) -> None:
+    db = tmp_path / "alerts.db"
+    assert main(["job", "tutorial", "--source", SPEC, "--sink", f"sqlite:{db}"]) == 0
+    with AlertStore(db) as store:
+        assert store.count() == len(oracle)
+        assert list(store.iter_all()) == oracle
+
+
+def test_bad_records_go_to_the_dead_letters_and_the_job_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    transactions = generated(3000)
+    lines = [encode_transaction_json(tx) for tx in transactions]
+    lines[10:10] = [b"garbage", b'{"transactionId": -1}', b"[1,2]"]
+    source = tmp_path / "tx.jsonl"
+    source.write_bytes(b"".join(line + b"\n" for line in lines))
+    out = tmp_path / "alerts.jsonl"
+    dead = tmp_path / "dead.jsonl"
+    code = main(
+        ["job", "tutorial", "--source", f"jsonl:{source}", "--sink", f"jsonl:{out}",
+         "--dead-letters", f"jsonl:{dead}"]
+    )  # fmt: skip
+    assert code == 0
+    assert read_jsonl(out) == expected_alerts(transactions)
+    letters = read_jsonl(dead)
+    assert [letter["raw"] for letter in letters] == ["garbage", '{"transactionId": -1}', "[1,2]"]
+    offset = sum(len(line) + 1 for line in lines[:10])
+    assert letters[0]["position"] == f"offset {offset}"
+    assert letters[2]["reason"] == "not a JSON object (got a JSON array)"
+    err = capsys.readouterr().err
+    assert f"3 bad record(s) went to the dead letters (jsonl:{dead}); 3000 good record(s)" in err
+
+
+def test_without_dead_letters_option_bad_records_are_reported_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "tx.jsonl"
+    source.write_bytes(b"oops\n" + encode_transaction_json(generated(1)[0]) + b"\n")
+    assert main(["job", "tutorial", "--source", f"jsonl:{source}", "--sink", "print"]) == 0
+    err = capsys.readouterr().err
+    assert f"dead letter from jsonl:{source} at offset 0: not valid JSON" in err
+    assert "1 bad record(s) went to the dead letters (stderr); 1 good record(s)" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "jsonl:{d}/missing.jsonl"], "no such file"),
+        (["--source", "csv:{d}"], "a directory, not a file"),
+        (["--source", "generator:count=-3"], "count must be >= 0"),
+        (["--source", "generator:count=ten"], "count='ten' is not an integer"),
+        (["--source", "generator:speed=9"], "unknown generator option(s) speed"),
+        (["--source", "jsonl:{d}/in.jsonl,follow=perhaps"], "must be true or false"),
+        (["--source", "nosuch:x"], "unknown source 'nosuch'"),
+        (["--sink", "jsonl:{d}/no/dir/out.jsonl"], "no such directory"),
+        (["--sink", "sqlite:{d}"], "is a directory"),
+        (["--sink", "nosuch:x"], "unknown sink 'nosuch'"),
+        (["--dead-letters", "jsonl:{d}/no/dir/dead.jsonl"], "no such directory"),
+        (
+            ["--source", "generator:count=10", "--from-checkpoint", "latest"],
+            "needs --checkpoint-dir",
+        ),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    (tmp_path / "in.jsonl").write_bytes(b"")
+    argv = ["job", "tutorial", *[a.format(d=tmp_path) for a in args]]
+    if "--sink" not in argv:
+        argv += ["--sink", f"jsonl:{tmp_path / 'out.jsonl'}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [["--parallelism", "0"], ["--checkpoint-interval", "-5"]])
+def test_bad_numbers_are_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["job", "tutorial", *args])
+    assert info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_as_a_program(tmp_path: Path, oracle: list[dict[str, object]]) -> None:
+    out = tmp_path / "alerts.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "job", "tutorial", "--source", SPEC,
+         "--sink", f"jsonl:{out}", "--checkpoint-dir", str(tmp_path / "chk")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert read_jsonl(out) == oracle
+    missing = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "job", "tutorial", "--source",
+         f"jsonl:{tmp_path / 'nope.jsonl'}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr and "Traceback" not in missing.stderr

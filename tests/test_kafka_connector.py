@@ -1,0 +1,269 @@
+"""Kafka source and sink against the real Tansu broker (no mocks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fraudstream.common import WatermarkStrategy
+from fraudstream.connectors.base import DeadLetter, ReaderContext, WriterContext
+from fraudstream.connectors.kafka import (
+    KafkaCommittable,
+    KafkaSink,
+    KafkaSource,
+    create_topic,
+    partition_count,
+    read_topic,
+)
+from fraudstream.datastream import StreamExecutionEnvironment
+from fraudstream.exceptions import ConfigurationError, InvalidRecordError
+from fraudstream.testing import CapturingSink
+from kafka_broker import KafkaBroker
+
+pytestmark = pytest.mark.kafka
+
+Topic = Callable[[str], str]
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """A small strict JSON deserializer: an object with an integer ``n``."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRecordError(f"invalid UTF-8 at byte {exc.start}") from None
+    except ValueError as exc:
+        raise InvalidRecordError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not isinstance(value.get("n"), int):
+        raise InvalidRecordError("field 'n' is missing or not an integer")
+    return value
+
+
+def encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i, value in enumerate(values):
+        producer.produce(topic, value=value, partition=i % partitions, timestamp=1_000 + i)
+    assert producer.flush(30) == 0
+
+
+def drain(reader: Any, limit_s: float = 20.0) -> list[Any]:
+    """Poll a bounded reader until it ends (the reader itself decides when)."""
+    import time
+
+    out: list[Any] = []
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        batch = reader.poll(500)
+        if batch is None:
+            return out
+        out.extend(batch)
+    raise AssertionError(f"reader did not end within {limit_s}s; read {len(out)}")
+
+
+def test_topic_helpers(kafka_broker: KafkaBroker, kafka_topic: Topic) -> None:
+    topic = kafka_topic("admin")
+    assert partition_count(kafka_broker.bootstrap, topic) is None
+    assert create_topic(kafka_broker.bootstrap, topic, 3) is True
+    assert create_topic(kafka_broker.bootstrap, topic, 3) is False
+    assert partition_count(kafka_broker.bootstrap, topic) == 3
+    with pytest.raises(ConfigurationError, match="at least 1 partition"):
+        create_topic(kafka_broker.bootstrap, topic, 0)
+
+
+def test_round_trip_through_a_job_with_parallel_readers(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    source_topic, sink_topic = kafka_topic("in"), kafka_topic("out")
+    create_topic(kafka_broker.bootstrap, source_topic, 4)
+    create_topic(kafka_broker.bootstrap, sink_topic, 2)
+    values = [{"n": i} for i in range(500)]
+    produce(kafka_broker.bootstrap, source_topic, [encode(v) for v in values], 4)
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    source = KafkaSource(kafka_broker.bootstrap, source_topic, decode, bounded=True, quiet_ms=200)
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "kafka-in")
+    sink = KafkaSink(kafka_broker.bootstrap, sink_topic, encode, key_fn=lambda v: v["n"] % 7)
+    stream.map(lambda v: {"n": v["n"] * 2}).sink_to(sink)
+    env.execute("round trip")
+
+    records = read_topic(kafka_broker.bootstrap, sink_topic, quiet_ms=300)
+    assert sorted(json.loads(r.value or b"")["n"] for r in records) == [2 * i for i in range(500)]
+    # records with the same key share a partition
+    by_key: dict[bytes | None, set[int]] = {}
+    for r in records:
+        by_key.setdefault(r.key, set()).add(r.partition)
+    assert len(by_key) == 7 and all(len(p) == 1 for p in by_key.values())
+
+
+def test_partitions_are_spread_over_readers_and_stop_offsets_bound_them(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    topic = kafka_topic("spread")
+    create_topic(kafka_broker.bootstrap, topic, 5)
+    produce(kafka_broker.bootstrap, topic, [encode({"n": i}) for i in range(50)], 5)
+    stop = dict.fromkeys(range(5), 6)  # each partition holds 10; read the first 6 of each
+    source = KafkaSource(kafka_broker.bootstrap, topic, decode, stop_offsets=stop)
+    seen: list[int] = []
+    for subtask in range(2):
+        reader = source.create_reader(subtask, 2)
+        reader.open(ReaderContext(subtask, 2))
+        try:
+            got = drain(reader)
+            assert reader.snapshot_position() == {p: 6 for p in range(5) if p % 2 == subtask}
+        finally:
+            reader.close()
+        seen += [v["n"] for v in got]
+    assert sorted(seen) == sorted(i for i in range(50) if i // 5 < 6)
+
+
+def test_hostile_records_go_to_dead_letters_with_reason_and_position(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    topic = kafka_topic("hostile")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    hostile = [
+        b"not json",
+        b'{"n": "seven"}',
+        b"\xff\xfe\x00garbage",
+        b'{"m": 1}',
+        b"[1, 2, 3]",
+        b"x" * 5000,  # larger than max_bytes below
+        b"",
+    ]
+    good = [encode({"n": i}) for i in range(len(hostile))]
+    mixed = [v for pair in zip(good, hostile) for v in pair]
+    produce(kafka_broker.bootstrap, topic, mixed, 1)
+
+    dead: list[DeadLetter] = []
+    source = KafkaSource(
+        kafka_broker.bootstrap, topic, decode, bounded=True, quiet_ms=200, max_bytes=4096
+    )
+    reader = source.create_reader(0, 1)
+    reader.open(ReaderContext(0, 1, dead_letter=dead.append))
+    try:
+        got = drain(reader)
+    finally:
+        reader.close()
+    assert [v["n"] for v in got] == list(range(len(hostile)))
+    assert [d.position for d in dead] == [f"0:{2 * i + 1}" for i in range(len(hostile))]
+    assert [d.raw for d in dead[:5]] == hostile[:5]
+    assert dead[5].raw == b"x" * 4096 and "5000 bytes exceeds the limit of 4096" in dead[5].reason
+    reasons = [d.reason for d in dead]
+    assert "not valid JSON" in reasons[0]
+    assert "'n'" in reasons[1] and "'n'" in reasons[3] and "'n'" in reasons[4]
+    assert "UTF-8" in reasons[2]
+    assert "not valid JSON" in reasons[6]
+    assert all(d.source == f"kafka:{topic}" for d in dead)
+
+
+def test_restore_continues_after_the_snapshot_and_commits_offsets_to_the_group(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = kafka_topic("restore")
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    produce(kafka_broker.bootstrap, topic, [encode({"n": i}) for i in range(40)], 2)
+    source = KafkaSource(
+        kafka_broker.bootstrap, topic, decode, bounded=True, quiet_ms=200, group_id=topic
+    )
+    first = source.create_reader(0, 1)
+    first.open(ReaderContext())
+    read: list[Any] = []
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while len(read) < 15 and time.monotonic() < deadline:
+            read.extend(first.poll(15 - len(read)) or [])
+        position = first.snapshot_position()
+        first.notify_checkpoint_complete(1)
+    finally:
+        first.close()
+    assert len(read) == 15 and sum(position.values()) == 15
+
+    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": topic})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)
+    finally:
+        consumer.close()
+    assert {tp.partition: tp.offset for tp in committed if tp.offset >= 0} == position
+
+    second = source.create_reader(0, 1)
+    second.open(ReaderContext())
+    second.restore_position(position)
+    try:
+        rest = drain(second)
+    finally:
+        second.close()
+    assert sorted(v["n"] for v in read + rest) == list(range(40))
+
+
+def test_exactly_once_sink_commits_only_at_checkpoints_and_recommits_idempotently(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    topic = kafka_topic("eo")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    sink = KafkaSink(kafka_broker.bootstrap, topic, encode, transactional_id_prefix=topic)
+
+    writer = sink.create_writer(0, 1)
+    writer.open(WriterContext(0, 1, exactly_once=True))
+    writer.write([{"n": 1}, {"n": 2}])
+    first = writer.prepare_commit(1)
+    writer.write([{"n": 3}])
+    second = writer.prepare_commit(2)
+    assert isinstance(first, KafkaCommittable) and isinstance(second, KafkaCommittable)
+    writer.commit([first])
+    writer.close()  # "crash": checkpoint 2 is complete but its commit never ran
+
+    restarted = sink.create_writer(0, 1)
+    restarted.open(WriterContext(0, 1, exactly_once=True))
+    restarted.commit([first, second])  # the runtime re-commits the restored committables
+    restarted.commit([first, second])  # and commits are idempotent
+    restarted.close()
+
+    records = read_topic(kafka_broker.bootstrap, topic, quiet_ms=300)
+    assert [json.loads(r.value or b"")["n"] for r in records] == [1, 2, 3]
+
+
+def test_sink_without_checkpoints_is_at_least_once(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    topic = kafka_topic("alo")
+    create_topic(kafka_broker.bootstrap, topic, 3)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([{"n": i} for i in range(100)]).sink_to(
+        KafkaSink(kafka_broker.bootstrap, topic, encode, key_fn=lambda v: str(v["n"]))
+    )
+    env.execute("at least once")
+    records = read_topic(kafka_broker.bootstrap, topic, expected=100)
+    assert sorted(json.loads(r.value or b"")["n"] for r in records) == list(range(100))
+
+
+def test_missing_topic_and_bad_arguments_fail_clearly(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    source = KafkaSource(kafka_broker.bootstrap, kafka_topic("absent"), decode, bounded=True)
+    reader = source.create_reader(0, 1)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        reader.open(ReaderContext())
+    with pytest.raises(ConfigurationError, match="bootstrap"):
+        KafkaSource("", "t", decode)
+    with pytest.raises(ConfigurationError, match="start"):
+        KafkaSource(kafka_broker.bootstrap, "t", decode, start="latest")
+    with pytest.raises(ConfigurationError, match="delivery"):
+        KafkaSink(kafka_broker.bootstrap, "t", encode, delivery="maybe")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    sink = CapturingSink()
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "absent").sink_to(sink)
+    with pytest.raises(Exception, match="does not exist"):
+        env.execute("missing topic")

@@ -1,0 +1,130 @@
+"""Watermarks per split (Kafka partition), combined as the minimum over active splits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from fraudstream.common import Duration, WatermarkStrategy
+from fraudstream.connectors.base import Source, SourceReader
+from fraudstream.connectors.kafka import KafkaSource, create_topic
+from fraudstream.datastream import StreamExecutionEnvironment
+from fraudstream.datastream.functions import ProcessFunction
+from fraudstream.runtime.clock import ManualClock
+from fraudstream.testing import CapturingSink
+from kafka_broker import KafkaBroker
+
+Step = list[tuple[int, int]] | int  # a batch of (split, timestamp), or ms to advance the clock
+
+
+class SplitScriptSource(Source[int]):
+    """Plays batches of ``(split, timestamp)`` records; ints advance the manual clock."""
+
+    def __init__(self, steps: list[Step], clock: ManualClock) -> None:
+        self.steps = steps
+        self.clock = clock
+
+    def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[int]:
+        return SplitScriptReader(list(self.steps), self.clock)
+
+
+class SplitScriptReader(SourceReader[int]):
+    def __init__(self, steps: list[Step], clock: ManualClock) -> None:
+        self.steps = steps
+        self.clock = clock
+        self.last: list[tuple[int, int]] = []
+        self.position = 0
+
+    def poll(self, max_records: int) -> Sequence[int] | None:
+        if not self.steps:
+            return None
+        step = self.steps.pop(0)
+        self.position += 1
+        if isinstance(step, int):
+            self.clock.advance(step)
+            self.last = []
+            return []
+        self.last = step
+        return [ts for _, ts in step]
+
+    def timestamps(self) -> Sequence[int] | None:
+        return [ts for _, ts in self.last]
+
+    def splits(self) -> Sequence[Any] | None:
+        return [split for split, _ in self.last]
+
+    def snapshot_position(self) -> Any:
+        return self.position
+
+    def restore_position(self, position: Any) -> None:
+        self.position = position
+
+
+class WatermarkAtElement(ProcessFunction):
+    """Emits ``(timestamp, watermark seen when the element arrived)``."""
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        yield (value, ctx.timer_service().current_watermark())
+
+
+def run(steps: list[Step], strategy: WatermarkStrategy) -> list[tuple[int, int]]:
+    clock = ManualClock(0)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(clock)
+    sink = CapturingSink()
+    source = SplitScriptSource(steps, clock)
+    env.from_source(source, strategy, "splits").process(WatermarkAtElement()).sink_to(sink)
+    env.execute("split watermarks")
+    return list(sink.results)
+
+
+def test_watermark_is_the_minimum_over_splits() -> None:
+    seen = run(
+        [[(0, 100), (1, 10)], [(0, 200)], [(1, 50)], [(0, 300)], [(1, 60)]],
+        WatermarkStrategy.for_monotonous_timestamps(),
+    )
+    # each batch sees the watermark after the previous one: min over splits, minus 1 ms
+    assert seen == [(100, -(2**63)), (10, -(2**63)), (200, 9), (50, 9), (300, 49), (60, 49)]
+
+
+def test_an_idle_split_stops_holding_the_watermark_back_until_it_speaks_again() -> None:
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_millis(1000))
+    seen = run(
+        [[(0, 100), (1, 10)], 600, [(0, 200)], 600, [], [(0, 300)], [(1, 20)], [(0, 400)]],
+        strategy,
+    )
+    # split 1 is quiet from t=0; at t=1200 it is idle, so the watermark follows split 0;
+    # it never goes back when split 1 speaks again
+    assert seen == [(100, -(2**63)), (10, -(2**63)), (200, 9), (300, 199), (20, 299), (400, 299)]
+
+
+@pytest.mark.kafka
+def test_kafka_partitions_have_their_own_watermarks(
+    kafka_broker: KafkaBroker, kafka_topic: Any, kafka_producer: Any
+) -> None:
+    topic = kafka_topic("wm")
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    producer = kafka_producer
+    for i in range(3000):  # partition 0 far ahead in event time of partition 1
+        producer.produce(topic, value=b"%d" % i, partition=0, timestamp=1_000_000 + i)
+        producer.produce(topic, value=b"%d" % i, partition=1, timestamp=1_000 + i)
+    assert producer.flush(30) == 0
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    source = KafkaSource(kafka_broker.bootstrap, topic, int, bounded=True, quiet_ms=200)
+    sink = CapturingSink()
+    strategy = WatermarkStrategy.for_monotonous_timestamps()
+    stream = env.from_source(source, strategy, "kafka")
+
+    class Stamp(ProcessFunction):
+        def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Iterator[Any]:
+            yield (ctx.timestamp(), ctx.timer_service().current_watermark())
+
+    stream.process(Stamp()).sink_to(sink)
+    env.execute("kafka watermarks")
+    assert len(sink.results) == 6000
+    late = [(ts, wm) for ts, wm in sink.results if ts <= wm]
+    assert late == []  # each partition is in order, so nothing is late per partition
+    assert max(wm for _, wm in sink.results) <= 1_000 + 2999 - 1
