@@ -90,7 +90,7 @@ function showGenerator(g) {
 
 // ---- transactions ------------------------------------------------------------------------------
 const txBody = $("#tx-list");
-const fmtTime = (ms) => new Date(ms).toLocaleTimeString();
+const fmtTime = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
 function addTransactions(items) {
   const rows = document.createDocumentFragment();
   for (const tx of items.slice(-MAX_TX_ROWS)) {
