@@ -193,24 +193,31 @@ class DemoEngine:
                 env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoints))
                 if self.checkpoint_age_s() is not None:
                     env.restore_from("latest")
-            self._rules_queue = QueueSource()
-            transactions = env.from_source(
-                self.generator, WatermarkStrategy.no_watermarks(), "transactions"
-            ).uid("transactions")
-            rules = env.from_source(
-                self._rules_queue, WatermarkStrategy.no_watermarks(), "rules"
-            ).uid("rules")
-            streams = build_rules_job(
-                transactions,
-                rules,
-                initial_rules=self.rulebook.list(),
-                out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
-            )
-            transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
-            streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts")
-            streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency")
-            self._client = env.execute_async("fraudstream demo")
+            self._build_job(env)
+            self._client = env.execute_async(self.job_name)
             self.started_at = time.time()
+
+    #: Name of the job in logs and checkpoints.
+    job_name = "fraudstream demo"
+
+    def _build_job(self, env: StreamExecutionEnvironment) -> None:
+        """Declare the job: generator -> rules job (rules from the queue) -> the web's sinks."""
+        self._rules_queue = QueueSource()
+        transactions = env.from_source(
+            self.generator, WatermarkStrategy.no_watermarks(), "transactions"
+        ).uid("transactions")
+        rules = env.from_source(self._rules_queue, WatermarkStrategy.no_watermarks(), "rules").uid(
+            "rules"
+        )
+        streams = build_rules_job(
+            transactions,
+            rules,
+            initial_rules=self.rulebook.list(),
+            out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+        )
+        transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
+        streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts")
+        streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the job (after a final checkpoint when checkpointing is on) and wait for it."""
@@ -252,8 +259,10 @@ class DemoEngine:
         self.transactions_hub.publish_many(batch)
 
     def _on_alerts(self, batch: Sequence[Any]) -> None:
+        self._on_alert_dicts([alert.to_json_dict() for alert in batch])
+
+    def _on_alert_dicts(self, dicts: Sequence[dict[str, Any]]) -> None:
         now_ms = time.time_ns() // 1_000_000
-        dicts = [alert.to_json_dict() for alert in batch]
         self.alert_store.add_many(dicts)
         self.alerts.add(len(dicts))
         self.alert_latency.add_many(
