@@ -39,7 +39,7 @@ from fraudstream.exceptions import ConfigurationError, RuleValidationError
 from fraudstream.fraud.rules import Rule, RuleBook, build_rules_job, parse_rule
 from fraudstream.fraud.transaction import Transaction
 from fraudstream.service.hubs import Hub
-from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter
+from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter, nearest_rank
 
 __all__ = ["MAX_SPEED", "DemoEngine", "RuleNotFoundError", "default_rules", "exact_ids"]
 
@@ -468,11 +468,10 @@ class DemoEngine:
         values = sorted(self._chart_latency.drain())
         if not values:
             return None
-        last = len(values) - 1
         return {
             "t": time.time_ns() // 1_000_000,
-            "p50": values[round(0.5 * last)],
-            "p99": values[round(0.99 * last)],
+            "p50": nearest_rank(values, 0.5),
+            "p99": nearest_rank(values, 0.99),
             "count": len(values),
         }
 
