@@ -168,6 +168,13 @@ def compare(rate: float, seconds: float, clients: int, stuck: int) -> tuple[RunR
     return run(rate, seconds, 0, 0), run(rate, seconds, clients, stuck)
 
 
+def compare_repeatedly(
+    rate: float, seconds: float, clients: int, stuck: int, repeat: int
+) -> list[tuple[RunResult, RunResult]]:
+    """``repeat`` quiet/loaded pairs, alternating, so that a noisy machine hits both alike."""
+    return [compare(rate, seconds, clients, stuck) for _ in range(repeat)]
+
+
 def report(quiet: RunResult, loaded: RunResult) -> str:
     """A table of both runs and their ratios."""
     rows = [
@@ -197,9 +204,16 @@ def main() -> None:
     parser.add_argument("--stuck", type=int, default=30)
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--repeat", type=int, default=1, help="quiet/loaded pairs to run")
     options = parser.parse_args()
-    quiet, loaded = compare(options.rate, options.seconds, options.clients, options.stuck)
-    print(report(quiet, loaded))
+    pairs = compare_repeatedly(
+        options.rate, options.seconds, options.clients, options.stuck, options.repeat
+    )
+    for quiet, loaded in pairs:
+        print(report(quiet, loaded), flush=True)
+    if len(pairs) > 1:
+        ratios = sorted(loaded.events_per_s / quiet.events_per_s for quiet, loaded in pairs)
+        print(f"\nmedian throughput ratio over {len(pairs)} pairs: {ratios[len(ratios) // 2]:.3f}")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ class DemoEngine:
             and a final one at :meth:`stop`; ``None`` runs without checkpoints.
         recent_capacity: how many recent transactions are kept for backtests.
         load_defaults: load the demo's four rules on first start.
+        stream_interval: seconds between two WebSocket messages of the transactions and
+            alerts streams (each message carries everything sampled since the last).
         clock: monotonic seconds, for rates.
     """
 
@@ -118,6 +120,7 @@ class DemoEngine:
         checkpoint_interval_ms: int | None = None,
         recent_capacity: int = 20_000,
         load_defaults: bool = True,
+        stream_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 <= rate <= MAX_SPEED:
@@ -154,9 +157,9 @@ class DemoEngine:
             "transactions",
             lambda tx: exact_ids(transaction_to_json_dict(tx)),
             inbox_size=50,
-            interval=0.25,
+            interval=stream_interval,
         )
-        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=200, interval=0.25)
+        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=200, interval=stream_interval)
         self.latency_hub = Hub("latency", inbox_size=20, interval=0.5)
 
         self._rules_queue: QueueSource[Rule] | None = None
