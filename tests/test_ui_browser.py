@@ -182,6 +182,27 @@ def test_64_bit_transaction_ids_stay_exact_in_the_page(page: Any, api: httpx.Cli
     )
 
 
+def test_deleting_a_rule_from_its_card(page: Any, api: httpx.Client) -> None:
+    card = page.locator('.rule-card[data-rule-id="555"]')
+    card.locator("button.delete").click()
+    wait_for(lambda: card.count() == 0, what="the card to go")
+    assert 555 not in [r["ruleId"] for r in api.get("/api/rules").json()]
+
+
+def test_without_a_token_the_page_asks_for_one(live: LiveServer, page: Any) -> None:
+    other = page.context.new_page()
+    try:
+        other.goto(f"{live.url}/")  # a new tab: its session storage holds no token
+        form = other.locator("#token-form")
+        wait_for(form.is_visible, what="the token prompt")
+        other.locator("#token-input").fill(TOKEN)
+        form.locator("button").click()
+        wait_for(lambda: not form.is_visible(), what="the prompt to close")
+        wait_for(lambda: other.locator("#tx-list tr").count() > 0, what="transactions")
+    finally:
+        other.close()
+
+
 def test_moving_the_slider_changes_the_rate(page: Any, api: httpx.Client) -> None:
     page.locator("#speed").fill("60")  # 10 ** (60 * 5 / 100) = 1,000 tx/s
     wait_for(lambda: api.get("/api/generator").json()["speed"] == 1000, what="speed 1000")
