@@ -190,15 +190,21 @@ class DemoEngine:
                 return
             env = StreamExecutionEnvironment.get_execution_environment()
             env.set_parallelism(1)
+            restoring = False
             checkpoints = self._checkpoint_dir()
             if checkpoints is not None and self.checkpoint_interval_ms is not None:
                 env.enable_checkpointing(self.checkpoint_interval_ms)
                 env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoints))
-                if self.checkpoint_age_s() is not None:
+                restoring = self.checkpoint_age_s() is not None
+                if restoring:
                     env.restore_from("latest")
             self._build_job(env)
             self._client = env.execute_async(self.job_name)
             self.started_at = time.time()
+            if restoring:
+                # The checkpoint's rules may predate the last changes (a crash after a rule
+                # change and before the next checkpoint); the rule book is the truth.
+                self.push_rules()
 
     #: Name of the job in logs and checkpoints.
     job_name = "fraudstream demo"
