@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -164,8 +165,16 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 
 def compare(rate: float, seconds: float, clients: int, stuck: int) -> tuple[RunResult, RunResult]:
-    """The quiet run and the loaded run."""
-    return run(rate, seconds, 0, 0), run(rate, seconds, clients, stuck)
+    """The quiet run and the loaded run.
+
+    Each run starts after a full garbage collection, so that freeing the previous run's
+    engine state (windows of millions of transactions) does not land in the next run.
+    """
+    gc.collect()
+    quiet = run(rate, seconds, 0, 0)
+    gc.collect()
+    loaded = run(rate, seconds, clients, stuck)
+    return quiet, loaded
 
 
 def compare_repeatedly(

@@ -159,7 +159,7 @@ class DemoEngine:
             inbox_size=50,
             interval=stream_interval,
         )
-        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=200, interval=stream_interval)
+        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=100, interval=stream_interval)
         self.latency_hub = Hub("latency", inbox_size=20, interval=0.5)
 
         self._rules_queue: QueueSource[Rule] | None = None
