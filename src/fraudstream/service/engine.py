@@ -38,6 +38,7 @@ from fraudstream.datastream import JobClient, StreamExecutionEnvironment
 from fraudstream.exceptions import ConfigurationError, RuleValidationError
 from fraudstream.fraud.rules import Rule, RuleBook, build_rules_job, parse_rule
 from fraudstream.fraud.transaction import Transaction
+from fraudstream.service.demo_metrics import demo_metric_samples
 from fraudstream.service.hubs import Hub
 from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter, nearest_rank
 
@@ -512,88 +513,4 @@ class DemoEngine:
 
     def metric_samples(self) -> list[MetricSample]:
         """Everything ``/metrics`` exposes."""
-        p50, p99 = self.latency.percentiles(0.5, 0.99)
-        a50, a99 = self.alert_latency.percentiles(0.5, 0.99)
-        samples = [
-            MetricSample(
-                "fraudstream_events_total", "Transactions processed.", "counter", self.events.total
-            ),
-            MetricSample(
-                "fraudstream_events_per_second",
-                "Transactions processed per second (2 s window).",
-                "gauge",
-                self.events.per_second(),
-            ),
-            MetricSample(
-                "fraudstream_alerts_total", "Alerts raised.", "counter", self.alerts.total
-            ),
-            MetricSample(
-                "fraudstream_alerts_per_second",
-                "Alerts raised per second (2 s window).",
-                "gauge",
-                self.alerts.per_second(),
-            ),
-            MetricSample(
-                "fraudstream_dead_letters_total",
-                "Records that failed to parse or validate.",
-                "counter",
-                self.dead_letters.total,
-            ),
-            MetricSample(
-                "fraudstream_latency_ms",
-                "Processing latency of recent transactions, ms.",
-                "gauge",
-                p50,
-                (("quantile", "0.5"),),
-            ),
-            MetricSample("fraudstream_latency_ms", "", "gauge", p99, (("quantile", "0.99"),)),
-            MetricSample(
-                "fraudstream_alert_latency_ms",
-                "Transaction ingestion to alert, ms.",
-                "gauge",
-                a50,
-                (("quantile", "0.5"),),
-            ),
-            MetricSample("fraudstream_alert_latency_ms", "", "gauge", a99, (("quantile", "0.99"),)),
-            MetricSample(
-                "fraudstream_checkpoint_age_seconds",
-                "Seconds since the last completed checkpoint.",
-                "gauge",
-                self.checkpoint_age_s(),
-            ),
-            MetricSample(
-                "fraudstream_rules", "Rules in the rule book.", "gauge", len(self.list_rules())
-            ),
-            MetricSample(
-                "fraudstream_job_running",
-                "1 while the rules job runs.",
-                "gauge",
-                1.0 if self.job_status() == "RUNNING" else 0.0,
-            ),
-        ]
-        for hub in self.hubs():
-            labels = (("stream", hub.name),)
-            samples += [
-                MetricSample(
-                    "fraudstream_ws_clients",
-                    "Connected WebSocket clients.",
-                    "gauge",
-                    hub.subscriber_count,
-                    labels,
-                ),
-                MetricSample(
-                    "fraudstream_ws_dropped_total",
-                    "Items dropped because a WebSocket client was too slow.",
-                    "counter",
-                    hub.dropped,
-                    labels,
-                ),
-                MetricSample(
-                    "fraudstream_ws_sampled_out_total",
-                    "Items not sent to browsers because the stream was sampled.",
-                    "counter",
-                    hub.sampled_out,
-                    labels,
-                ),
-            ]
-        return samples
+        return demo_metric_samples(self)
