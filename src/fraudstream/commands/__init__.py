@@ -11,6 +11,7 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: list[str] = [
     "fraudstream.commands.demo",
+    "fraudstream.commands.serve",
     "fraudstream.commands.run",
     "fraudstream.commands.job",
     "fraudstream.commands.bench",
