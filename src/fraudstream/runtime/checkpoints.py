@@ -87,12 +87,26 @@ class CheckpointStorage:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def _complete_ids(self) -> list[int]:
-        ids = []
-        for entry in self.directory.glob("chk-*"):
-            suffix = entry.name[4:]
+        return sorted(number for number, _ in self._complete("chk-", self.directory))
+
+    @staticmethod
+    def _complete(prefix: str, parent: Path) -> list[tuple[int, Path]]:
+        found = []
+        for entry in parent.glob(f"{prefix}*"):
+            suffix = entry.name[len(prefix) :]
             if suffix.isdigit() and (entry / _META).exists():
-                ids.append(int(suffix))
-        return sorted(ids)
+                found.append((int(suffix), entry))
+        return found
+
+    def _snapshots_newest_first(self) -> list[Path]:
+        """Complete checkpoints and savepoints, newest (highest id) first.
+
+        Checkpoints and savepoints share one id sequence, so a savepoint taken when a job
+        stopped is newer than every checkpoint before it and is what ``latest`` restores.
+        """
+        found = self._complete("chk-", self.directory)
+        found += self._complete("savepoint-", self.directory / SAVEPOINTS)
+        return [path for _, path in sorted(found, key=lambda item: item[0], reverse=True)]
 
     def clear_staging(self) -> None:
         """Delete state files left behind by checkpoints that never completed."""
@@ -100,8 +114,9 @@ class CheckpointStorage:
 
     def next_id(self) -> int:
         """One more than the newest checkpoint's id."""
-        ids = self._complete_ids()
-        return (ids[-1] + 1) if ids else 1
+        ids = [number for number, _ in self._complete("chk-", self.directory)]
+        ids += [number for number, _ in self._complete("savepoint-", self.directory / SAVEPOINTS)]
+        return max(ids) + 1 if ids else 1
 
     def write(
         self,
@@ -187,9 +202,8 @@ class CheckpointStorage:
         return LoadedCheckpoint(int(meta["checkpoint_id"]), where, payload)
 
     def latest(self) -> LoadedCheckpoint | None:
-        """The newest checkpoint that verifies; older ones are tried when newer are damaged."""
-        for checkpoint_id in reversed(self._complete_ids()):
-            path = self.directory / f"chk-{checkpoint_id}"
+        """The newest checkpoint or savepoint that verifies (older ones if it is damaged)."""
+        for path in self._snapshots_newest_first():
             try:
                 return self.load(path)
             except CheckpointError as exc:

@@ -490,7 +490,8 @@ class DemoEngine:
         directory = self._checkpoint_dir()
         if directory is None or not directory.is_dir():
             return None
-        times = [p.stat().st_mtime for p in directory.iterdir() if p.name.startswith(_SNAPSHOTS)]
+        entries = [*directory.iterdir(), *directory.glob("savepoints/*")]
+        times = [p.stat().st_mtime for p in entries if p.name.startswith(_SNAPSHOTS)]
         return time.time() - max(times) if times else None
 
     def health(self) -> dict[str, Any]:
