@@ -11,6 +11,7 @@ import math
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -463,3 +464,69 @@ def test_avg_of_no_events_is_no_alert_not_a_crash() -> None:
     out = run_job([[Transaction(1, 1_000_000, 1, 1, 0.0, "CRD", 0)]], [rule])
     assert [row[4] for row in out.alerts] == [0.0]
     assert math.isclose(out.raw_alerts[0].aggregate, 0.0)
+
+
+# -- state cleanup, observed in checkpoints ------------------------------------------------------
+
+
+def stored_events(checkpoint: Path) -> dict[int, int]:
+    """Events kept per rule over all keys, in the rules operator's checkpointed state."""
+    from fraudstream.runtime.checkpoints import CheckpointStorage
+
+    payload = CheckpointStorage.load(checkpoint).payload
+    per_rule: dict[int, int] = {}
+    for snapshot in payload["operators"]["rules-dynamic-alert"]:
+        _kind, table = snapshot["state"].get("rule-windows", ("value", {}))
+        for keyed in table.values():
+            for rule_id, window in keyed.windows.items():
+                per_rule[rule_id] = per_rule.get(rule_id, 0) + len(window)
+    return per_rule
+
+
+def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
+    tmp_path: Path,
+) -> None:
+    from fraudstream.testing import AdvanceProcessingTime, ManualClock
+
+    narrow = parse_rule({**DEMO_RULES[2], "ruleId": 1, "groupingKeyNames": ["payeeId"],
+                         "windowMinutes": 1})  # fmt: skip
+    wide = parse_rule({**DEMO_RULES[2], "ruleId": 2, "groupingKeyNames": ["payeeId"],
+                       "aggregatorFunctionType": "MAX", "windowMinutes": 43200})  # fmt: skip
+    clock = ManualClock(0)
+    base = 1_000_000_000
+
+    def burst(start: int, payees: range) -> list[Any]:
+        return [Transaction(start + p, start + p, p, 1, 1.0, "CRD", 0) for p in payees]
+
+    tick = AdvanceProcessingTime(1000)  # a checkpoint is due at each tick
+    script: list[Any] = [
+        *burst(base, range(10)),
+        tick,
+        *burst(base + 10 * 60_000, range(100, 101)),  # event time moves on by 10 minutes
+        tick,
+        wide.with_state(RuleState.DELETE),
+        tick,
+    ]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(clock).set_batch_size(1)
+    env.enable_checkpointing(1000)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+    env.get_checkpoint_config().set_max_retained_checkpoints(10)
+    strategy = WS.for_bounded_out_of_orderness(Duration.of_millis(BOUND)).with_timestamp_assigner(
+        ScriptTime()
+    )
+    split = env.from_source(ScriptedSource(script, clock), strategy, "script").process(SplitRules())
+    streams = build_rules_job(
+        split,
+        split.get_side_output(RULES_IN),
+        initial_rules=[narrow, wide],
+        rules_hold_back_time=True,
+    )
+    streams.alerts.sink_to(CapturingSink())
+    env.execute()
+    first, second, third = (tmp_path / f"chk-{n}" for n in (1, 2, 3))
+    assert stored_events(first) == {1: 10, 2: 10}
+    # The watermark passed the narrow window of the first ten payees: their timers fired.
+    assert stored_events(second) == {1: 1, 2: 11}
+    # The widest rule is gone: its windows went with it.
+    assert stored_events(third) == {1: 1}

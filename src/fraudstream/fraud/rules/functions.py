@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fraudstream.common.typeinfo import Types
+from fraudstream.common.watermark_strategy import MAX_WATERMARK
 from fraudstream.datastream.functions import (
     BroadcastProcessFunction,
     KeyedBroadcastProcessFunction,
@@ -141,16 +142,14 @@ class DynamicKeyFunction(BroadcastProcessFunction):
 
     def process_element(
         self, value: Any, ctx: BroadcastProcessFunction.ReadOnlyContext
-    ) -> Iterator[Any]:
+    ) -> list[Any]:
         """Fork ``value`` per grouping (or route it to the late output)."""
         if value[1] <= ctx.current_watermark():
-            yield LATE_TAG, value
-            return
+            return [(LATE_TAG, value)]
         groups = self._groups
         if groups is None:
             groups = self._build_groups(ctx)
-        for names, getter in groups:
-            yield (names, getter(value)), value
+        return [((names, getter(value)), value) for names, getter in groups]
 
     def process_broadcast_element(
         self, value: Any, ctx: BroadcastProcessFunction.Context
@@ -175,6 +174,7 @@ class _CompiledRule:
         "op",
         "resets",
         "rule",
+        "rule_id",
         "shadow",
         "signature",
         "symbol",
@@ -182,6 +182,7 @@ class _CompiledRule:
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
+        self.rule_id = rule.rule_id
         field = rule.aggregate_field_name
         self.field_index = -1 if field in COUNT_FIELDS else TRANSACTION_FIELDS[field]
         self.resets = field == "COUNT_WITH_RESET_FLINK"
@@ -210,6 +211,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         self._latency = latency
         self._by_group: dict[tuple[str, ...], list[_CompiledRule]] | None = None
         self._cooldowns: dict[int, int] = {}
+        self._first_group: tuple[str, ...] | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Create the per-key windows state."""
@@ -226,40 +228,45 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 cooldowns[rule_id] = rule.cooldown_seconds * 1000
         self._by_group = by_group
         self._cooldowns = cooldowns
+        self._first_group = min(by_group) if by_group else None
         return by_group
 
     def process_element(
         self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext
-    ) -> Iterator[Any]:
-        """Evaluate the grouping's rules on one transaction of the current key."""
+    ) -> list[Any] | tuple[()]:
+        """Evaluate the grouping's rules on one transaction of the current key.
+
+        Returns its outputs as a list (no generator on this hot path; most calls emit
+        nothing). One latency record per transaction: from its first grouping's fork.
+        """
         (names, key_values), tx = value
         by_group = self._by_group
         if by_group is None:
             by_group = self._build(ctx)
         timers = ctx.timer_service()
-        if self._latency:
-            yield LATENCY_TAG, timers.current_processing_time() - tx[6]
+        out: list[Any] | tuple[()] = ()
+        if self._latency and names == self._first_group:
+            out = [(LATENCY_TAG, timers.current_processing_time() - tx[6])]
         compiled = by_group.get(names)
         if not compiled:
-            return
+            return out
         state = self.windows_state
         keyed: KeyWindows | None = state.value()
         if keyed is None:
             keyed = KeyWindows()
-        watermark = timers.current_watermark()
         t = tx[1]
         windows = keyed.windows
         created = False
         for rule in compiled:
             if rule.filters and not all(f.accepts(tx) for f in rule.filters):
                 continue
-            rule_id = rule.rule.rule_id
+            rule_id = rule.rule_id
             window = windows.get(rule_id)
-            if window is None or window.signature != rule.signature:
+            if window is None or (
+                window.signature is not rule.signature and window.signature != rule.signature
+            ):
                 window = windows[rule_id] = RuleWindow(rule.rule, rule.signature)
                 created = True
-            else:
-                window.evict(watermark)
             index = rule.field_index
             aggregate, count, start, end = window.add(t, 1.0 if index < 0 else tx[index])
             if aggregate is None or not rule.op(aggregate, rule.limit):
@@ -288,40 +295,54 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 rule.shadow,
                 timers.current_processing_time(),
             )
-            if rule.shadow:
-                yield SHADOW_TAG, alert
-            else:
-                yield alert
+            if not out:
+                out = []
+            out.append((SHADOW_TAG, alert) if rule.shadow else alert)
         state.update(keyed)
         if keyed.timer is None or created:
-            due = keyed.next_cleanup(self._cooldowns)
-            if due is not None and (keyed.timer is None or due < keyed.timer):
-                keyed.timer = due
-                timers.register_event_time_timer(due)
+            self._arm(keyed, timers, t)
+        return out
+
+    def _arm(self, keyed: KeyWindows, timers: Any, now: int) -> None:
+        """Register the cleanup timer for the oldest stored event (coalesced per key)."""
+        due = keyed.next_cleanup(self._cooldowns)
+        if due is None:
+            return
+        # Round up to a slack of 1/16 of the time still to wait (at least a second): a hot
+        # key's timer fires a few times per window, not once per event; state lives at
+        # most that much longer.
+        due = max(due, now + 1)  # an expired cooldown must not re-arm in the past forever
+        slack = max(1000, (due - now) // 16)
+        due = -(-due // slack) * slack
+        if keyed.timer is None or due < keyed.timer:
+            keyed.timer = due
+            timers.register_event_time_timer(due)
 
     def on_timer(
         self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext
-    ) -> Iterator[Any]:
+    ) -> tuple[()]:
         """Evict aged events of this key; re-arm for the oldest remaining one."""
         state = self.windows_state
         keyed: KeyWindows | None = state.value()
         if keyed is None:
-            return
+            return ()
+        timers = ctx.timer_service()
+        watermark = max(timestamp, timers.current_watermark())
+        if watermark >= MAX_WATERMARK:  # end of input: no event can come any more
+            state.clear()
+            return ()
         if self._by_group is None:
             self._build(ctx)
         if keyed.timer is not None and keyed.timer <= timestamp:
             keyed.timer = None
-        keyed.evict(max(timestamp, ctx.timer_service().current_watermark()), self._cooldowns)
+        keyed.evict(watermark, self._cooldowns)
         if not keyed.windows:
             state.clear()
-            return
+            return ()
         if keyed.timer is None:
-            due = keyed.next_cleanup(self._cooldowns)
-            if due is not None:
-                keyed.timer = max(due, timestamp + 1)
-                ctx.timer_service().register_event_time_timer(keyed.timer)
+            self._arm(keyed, timers, watermark)
         state.update(keyed)
-        yield from ()
+        return ()
 
     def process_broadcast_element(
         self, value: Any, ctx: KeyedBroadcastProcessFunction.Context

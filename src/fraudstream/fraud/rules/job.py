@@ -24,7 +24,7 @@ from fraudstream.common.watermark_strategy import (
     TimestampAssigner,
     WatermarkStrategy,
 )
-from fraudstream.exceptions import RuleValidationError
+from fraudstream.exceptions import ConfigurationError, RuleValidationError
 from fraudstream.fraud.rules.functions import (
     CURRENT_RULES_TAG,
     LATE_TAG,
@@ -178,7 +178,10 @@ def cli_job(env: Any, options: Any) -> Any:
         initial = [parse_rule(r) for r in DEMO_RULES]
         rules = env.from_collection([], type_info=None)
     elif Path(spec).is_file():
-        initial = load_rules_file(spec)
+        try:
+            initial = load_rules_file(spec)
+        except RuleValidationError as exc:
+            raise ConfigurationError(f"--rules {spec}: {exc}") from exc
         rules = env.from_collection([], type_info=None)
     else:
         initial = []

@@ -48,6 +48,10 @@ _KIND = {
 }
 
 
+_NO_COUNTS: dict[Any, int] = {}  # shared, never written: kinds without distinct counts
+_NO_QUEUE: list[tuple[int, Any]] = []  # shared, never written: kinds without a queue
+
+
 def _first(item: tuple[int, Any]) -> int:
     return item[0]
 
@@ -88,8 +92,10 @@ class RuleWindow:
         self.max_t: int | None = None
         self.total = 0.0
         self.sq = 0.0
-        self.distinct: dict[Any, int] = {}
-        self.mono: list[tuple[int, Any]] = []  # monotonic queue for MIN / MAX
+        kind = self.kind
+        self.distinct: dict[Any, int] = {} if kind == _DISTINCT else _NO_COUNTS
+        # The monotonic queue of MIN / MAX: (time, value), front = the window's extreme.
+        self.mono: list[tuple[int, Any]] = [] if kind in (_MIN, _MAX) else _NO_QUEUE
         self.mono_head = 0
 
     def __len__(self) -> int:
