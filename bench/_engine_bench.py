@@ -64,3 +64,84 @@ class _Dropping(SinkWriter[Any]):
 
     def commit(self, committables: Sequence[Any]) -> None:
         pass
+
+
+class CyclingSource(Source[Any]):
+    """``total`` records taken round and round from a list (a replayable long stream)."""
+
+    max_parallelism = 1
+
+    def __init__(self, records: list[Any], total: int) -> None:
+        self.records = records
+        self.total = total
+
+    def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[Any]:
+        return _CyclingReader(self)
+
+
+class _CyclingReader(SourceReader[Any]):
+    def __init__(self, source: CyclingSource) -> None:
+        self.source = source
+        self.position = 0
+
+    def open(self, context: ReaderContext) -> None:
+        pass
+
+    def poll(self, max_records: int) -> Sequence[Any] | None:
+        records, total = self.source.records, self.source.total
+        if self.position >= total:
+            return None
+        start = self.position % len(records)
+        batch = records[start : start + min(max_records, total - self.position)]
+        self.position += len(batch)
+        return batch
+
+    def snapshot_position(self) -> Any:
+        return self.position
+
+    def restore_position(self, position: Any) -> None:
+        self.position = int(position)
+
+
+class HoldingSource(Source[Any]):
+    """Emits ``count`` distinct keys, then nothing until :meth:`release` (then it ends)."""
+
+    max_parallelism = 1
+
+    def __init__(self, count: int) -> None:
+        import threading
+
+        self.count = count
+        self.released = threading.Event()
+        self.emitted = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[Any]:
+        return _HoldingReader(self)
+
+
+class _HoldingReader(SourceReader[Any]):
+    def __init__(self, source: HoldingSource) -> None:
+        self.source = source
+        self.position = 0
+
+    def open(self, context: ReaderContext) -> None:
+        pass
+
+    def poll(self, max_records: int) -> Sequence[Any] | None:
+        count = self.source.count
+        if self.position >= count:
+            self.source.emitted.set()
+            return None if self.source.released.is_set() else []
+        end = min(count, self.position + max_records)
+        batch = [(key, key * 0.5) for key in range(self.position, end)]
+        self.position = end
+        return batch
+
+    def snapshot_position(self) -> Any:
+        return self.position
+
+    def restore_position(self, position: Any) -> None:
+        self.position = int(position)
