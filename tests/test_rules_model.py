@@ -105,7 +105,8 @@ def test_describe_reads_as_a_sentence() -> None:
         parse_rule(DEMO_RULES[3])
         .describe()
         .startswith(
-            "Rule 4 (v0, ACTIVE): alert when COUNT(*) since the last alert >= 100 over the last 1 day"
+            "Rule 4 (v0, ACTIVE): alert when COUNT(*) since the last alert >= 100 "
+            "over the last 1 day"
         )
     )
     control = parse_rule({"ruleState": "CONTROL", "controlType": "DELETE_RULES_ALL"})
