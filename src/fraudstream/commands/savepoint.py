@@ -1,9 +1,12 @@
 """``fraudstream savepoint DIR``: have the job checkpointing into ``DIR`` take a savepoint.
 
 A running ``fraudstream job ... --checkpoint-dir DIR`` writes its process id to
-``DIR/_job.pid`` and takes a savepoint into ``DIR/savepoints/`` when it receives
-``SIGUSR1``. This command sends the signal and waits until the new savepoint is
-published, then prints its path (restore it with ``--from-checkpoint PATH``).
+``DIR/_job.pid`` and takes a savepoint ``DIR/savepoint-<id>`` (never pruned) when it receives
+``SIGUSR1`` (and stops right after it on ``SIGUSR2``). This command sends the signal
+and waits until the new savepoint is published, then prints its path (restore it with
+``--from-checkpoint PATH``). A job restored from a savepoint replays what came after
+it: stop the job with the savepoint (``--stop``) to resume it later without repeating
+output it committed meanwhile.
 """
 
 from __future__ import annotations
@@ -32,21 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for the savepoint"
     )
+    parser.add_argument(
+        "--stop",
+        action="store_true",
+        help="stop the job right after the savepoint (resume later with --from-checkpoint PATH)",
+    )
 
 
 def _savepoints(directory: Path) -> set[str]:
-    from fraudstream.runtime.checkpoints import SAVEPOINTS
-
-    folder = directory / SAVEPOINTS
-    if not folder.is_dir():
-        return set()
-    return {p.name for p in folder.glob("savepoint-*") if (p / "_metadata").exists()}
+    return {p.name for p in directory.glob("savepoint-*") if (p / "_metadata").exists()}
 
 
 def run(options: argparse.Namespace) -> int:
     """Signal the job, wait for its savepoint, print the savepoint's path."""
-    from fraudstream.runtime.checkpoints import SAVEPOINTS
-
     directory = Path(options.checkpoint_dir)
     pid_file = directory / PID_FILE
     try:
@@ -60,7 +61,7 @@ def run(options: argparse.Namespace) -> int:
         return EXIT_USAGE
     before = _savepoints(directory)
     try:
-        os.kill(pid, signal.SIGUSR1)
+        os.kill(pid, signal.SIGUSR2 if options.stop else signal.SIGUSR1)
     except ProcessLookupError:
         print(f"fraudstream savepoint: the job (pid {pid}) is not running", file=sys.stderr)
         return EXIT_FAILED
@@ -69,7 +70,7 @@ def run(options: argparse.Namespace) -> int:
         new = _savepoints(directory) - before
         if new:
             newest = max(new, key=lambda name: int(name.rsplit("-", 1)[1]))
-            print(directory / SAVEPOINTS / newest)
+            print(directory / newest)
             return EXIT_OK
         time.sleep(0.05)
     print(
@@ -94,9 +95,13 @@ def execute_with_savepoint_signal(env: Any, job_name: str, checkpoint_dir: str |
 
     def savepoint(signum: int, frame: Any) -> None:
         with contextlib.suppress(Exception):  # not started yet: the next signal works
-            client.trigger_savepoint()
+            if signum == signal.SIGUSR2:
+                client.stop_with_savepoint()
+            else:
+                client.trigger_savepoint()
 
     previous = signal.signal(signal.SIGUSR1, savepoint)
+    previous_stop = signal.signal(signal.SIGUSR2, savepoint)
     try:
         while True:
             try:
@@ -108,5 +113,6 @@ def execute_with_savepoint_signal(env: Any, job_name: str, checkpoint_dir: str |
                 raise
     finally:
         signal.signal(signal.SIGUSR1, previous)
+        signal.signal(signal.SIGUSR2, previous_stop)
         with contextlib.suppress(OSError):
             pid_file.unlink()

@@ -110,14 +110,14 @@ class JobClient:
         return _Completed(self._thread, self._outcome)
 
     def trigger_savepoint(self, savepoint_directory: str | None = None) -> None:
-        """Take a savepoint into the checkpoint directory's ``savepoints`` folder soon.
+        """Take a savepoint (``savepoint-<id>`` in the checkpoint directory) soon.
 
         ``savepoint_directory`` is accepted for PyFlink compatibility and must be
         ``None``: savepoints go beside the job's checkpoints.
         """
         if savepoint_directory is not None:
             raise ConfigurationError(
-                "savepoints go to the checkpoint directory's 'savepoints' folder; "
+                "savepoints go to the checkpoint directory (savepoint-<id>); "
                 "call trigger_savepoint() without a directory"
             )
         self._runner.request_savepoint()

@@ -28,14 +28,12 @@ from fraudstream.exceptions import CheckpointError
 if TYPE_CHECKING:  # the state package imports the API, which imports the runtime
     from fraudstream.state.files import StateFile
 
-__all__ = ["SAVEPOINTS", "STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
+__all__ = ["STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
 
 _STATE = "state.bin"
 _META = "_metadata"
 #: Directory inside the checkpoint directory where state files wait to be published.
 STAGING = ".staging"
-#: Directory inside the checkpoint directory holding savepoints (never pruned).
-SAVEPOINTS = "savepoints"
 
 
 def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
@@ -131,8 +129,7 @@ class CheckpointStorage:
         """
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         name = f"{'savepoint' if savepoint else 'chk'}-{checkpoint_id}"
-        parent = self.directory / SAVEPOINTS if savepoint else self.directory
-        parent.mkdir(exist_ok=True)
+        parent = self.directory
         final = parent / name
         temporary = parent / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(temporary, ignore_errors=True)

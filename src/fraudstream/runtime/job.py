@@ -332,7 +332,7 @@ class JobRunner:
         self.request_savepoint(stop=True)
 
     def request_savepoint(self, stop: bool = False) -> None:
-        """Take a savepoint (into the checkpoint directory's ``savepoints``) soon."""
+        """Take a savepoint (``savepoint-<id>`` in the checkpoint directory) soon."""
         if not self.checkpoint_config.storage_dir:
             raise CheckpointError("savepoints need a checkpoint directory")
         target: Any = self.processes if self.processes is not None else self.coordinator

@@ -16,6 +16,7 @@ process (``PR_SET_PDEATHSIG``), so ``kill -9`` of the job leaves nothing running
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -97,8 +98,14 @@ class ProcessCoordinator:
             )
             for index in range(self.workers)
         ]
-        for process in processes:
-            process.start()
+        # Objects the workers inherit stay out of their garbage collector: its passes
+        # would write to every inherited object and copy every page of the job's heap.
+        gc.freeze()
+        try:
+            for process in processes:
+                process.start()
+        finally:
+            gc.unfreeze()
         failed = True
         try:
             self._coordinate(storage, queues, results, processes)

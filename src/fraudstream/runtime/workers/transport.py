@@ -86,6 +86,7 @@ class Outbox:
         self.records = [0] * len(queues)
         self.batches_sent = 0
         self.bytes_sent = 0
+        self.rounds = 0
 
     def add(self, destination: int, message: tuple[Any, ...], records: int = 0) -> None:
         """Queue ``message`` for ``destination``; sent at the next flush."""
@@ -112,6 +113,11 @@ class Outbox:
                 self.inbox.stash()  # the receiver may be waiting to send to us
         self.batches_sent += 1
         self.bytes_sent += len(data)
+
+    def due(self) -> bool:
+        """Whether messages have waited for enough rounds to be sent anyway."""
+        self.rounds += 1
+        return self.rounds % 32 == 0
 
     def flush(self) -> None:
         """Send everything pending."""

@@ -12,7 +12,8 @@ Each round of the loop:
 2. polls every live source of this worker once, unless an operator is aligning a
    barrier (the sources then wait: what they read would only be buffered);
 3. fires processing-time timers that are due;
-4. sends what the round produced for other workers, one message list per worker.
+4. sends what is pending for other workers, one message list per worker, when enough
+   records are pending or the round produced nothing (then at once).
 
 Checkpoint ``n`` in a worker: on ``TRIGGER n`` every source snapshots its position
 and injects barrier ``n``; every operator snapshots when aligned (finished operators
@@ -276,7 +277,11 @@ class WorkerProcess:
                             due = operator.next_processing_timer()
                         if due is not None and (next_timer is None or due < next_timer):
                             next_timer = due
-                self.outbox.flush()
+                if produced == 0 or self.outbox.due():
+                    # While sources produce, batches for other workers fill up to the
+                    # outbox's threshold (each send wakes the queue's feeder thread, which
+                    # must take the GIL); they go out at once when this worker idles.
+                    self.outbox.flush()
                 if not self.done_reported and self._finished():
                     self.done_reported = True
                     self.results.put(("done", self.index, self._counters()))
