@@ -88,9 +88,7 @@ def test_demo_starts_prints_url_and_token_and_stops_cleanly(data_dir: Path, sig:
     assert "access token: s3cret" in out
     assert str(data_dir) in out
     assert "Traceback" not in err
-    assert any(
-        p.name.startswith("savepoint-") for p in (data_dir / "checkpoints" / "savepoints").iterdir()
-    )
+    assert any(p.name.startswith("savepoint-") for p in (data_dir / "checkpoints").rglob("*"))
 
 
 def test_a_restarted_demo_shows_the_same_rules_and_alerts(data_dir: Path) -> None:

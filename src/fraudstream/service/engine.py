@@ -58,7 +58,7 @@ ID_FIELDS = ("transactionId", "payeeId", "beneficiaryId", "ruleId")
 
 _ACTOR_DEFAULT = "demo"
 
-#: Name prefixes of completed checkpoints and savepoints in the checkpoint directory.
+#: Name prefixes of checkpoints (``DIR/chk-N``) and savepoints (``DIR/savepoints/...``).
 _SNAPSHOTS = ("chk-", "savepoint-")
 
 
@@ -196,9 +196,10 @@ class DemoEngine:
             if checkpoints is not None and self.checkpoint_interval_ms is not None:
                 env.enable_checkpointing(self.checkpoint_interval_ms)
                 env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoints))
-                restoring = self.checkpoint_age_s() is not None
-                if restoring:
-                    env.restore_from("latest")
+                snapshot = self.newest_snapshot()
+                restoring = snapshot is not None
+                if snapshot is not None:
+                    env.restore_from(str(snapshot))
             self._build_job(env)
             self._client = env.execute_async(self.job_name)
             self.started_at = time.time()
@@ -485,14 +486,24 @@ class DemoEngine:
             "count": len(values),
         }
 
-    def checkpoint_age_s(self) -> float | None:
-        """Seconds since the newest completed checkpoint, if any."""
+    def newest_snapshot(self) -> Path | None:
+        """The newest complete checkpoint or savepoint (the final one taken at stop)."""
         directory = self._checkpoint_dir()
         if directory is None or not directory.is_dir():
             return None
-        entries = [*directory.iterdir(), *directory.glob("savepoints/*")]
-        times = [p.stat().st_mtime for p in entries if p.name.startswith(_SNAPSHOTS)]
-        return time.time() - max(times) if times else None
+        candidates = [
+            path
+            for folder in (directory, directory / "savepoints")
+            if folder.is_dir()
+            for path in folder.iterdir()
+            if path.name.startswith(_SNAPSHOTS) and (path / "_metadata").is_file()
+        ]
+        return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+    def checkpoint_age_s(self) -> float | None:
+        """Seconds since the newest completed checkpoint or savepoint, if any."""
+        newest = self.newest_snapshot()
+        return time.time() - newest.stat().st_mtime if newest is not None else None
 
     def health(self) -> dict[str, Any]:
         """What ``/api/health`` reports."""
