@@ -17,7 +17,7 @@ def test_a_savepoint_newer_than_every_checkpoint_is_latest(tmp_path: Path) -> No
     latest = storage.latest()
     assert latest is not None
     assert (latest.checkpoint_id, latest.payload) == (3, {"n": 3})
-    assert latest.path.parent.name == "savepoints"
+    assert latest.path.name == "savepoint-3"
     assert storage.next_id() == 4  # ids continue after the savepoint
 
 

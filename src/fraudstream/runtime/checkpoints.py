@@ -103,7 +103,7 @@ class CheckpointStorage:
         stopped is newer than every checkpoint before it and is what ``latest`` restores.
         """
         found = self._complete("chk-", self.directory)
-        found += self._complete("savepoint-", self.directory / SAVEPOINTS)
+        found += self._complete("savepoint-", self.directory)
         return [path for _, path in sorted(found, key=lambda item: item[0], reverse=True)]
 
     def clear_staging(self) -> None:
@@ -113,7 +113,7 @@ class CheckpointStorage:
     def next_id(self) -> int:
         """One more than the newest checkpoint's id."""
         ids = [number for number, _ in self._complete("chk-", self.directory)]
-        ids += [number for number, _ in self._complete("savepoint-", self.directory / SAVEPOINTS)]
+        ids += [number for number, _ in self._complete("savepoint-", self.directory)]
         return max(ids) + 1 if ids else 1
 
     def write(
