@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -164,8 +165,23 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 
 def compare(rate: float, seconds: float, clients: int, stuck: int) -> tuple[RunResult, RunResult]:
-    """The quiet run and the loaded run."""
-    return run(rate, seconds, 0, 0), run(rate, seconds, clients, stuck)
+    """The quiet run and the loaded run.
+
+    Each run starts after a full garbage collection, so that freeing the previous run's
+    engine state (windows of millions of transactions) does not land in the next run.
+    """
+    gc.collect()
+    quiet = run(rate, seconds, 0, 0)
+    gc.collect()
+    loaded = run(rate, seconds, clients, stuck)
+    return quiet, loaded
+
+
+def compare_repeatedly(
+    rate: float, seconds: float, clients: int, stuck: int, repeat: int
+) -> list[tuple[RunResult, RunResult]]:
+    """``repeat`` quiet/loaded pairs, alternating, so that a noisy machine hits both alike."""
+    return [compare(rate, seconds, clients, stuck) for _ in range(repeat)]
 
 
 def report(quiet: RunResult, loaded: RunResult) -> str:
@@ -197,9 +213,16 @@ def main() -> None:
     parser.add_argument("--stuck", type=int, default=30)
     parser.add_argument("--rate", type=float, default=10_000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--repeat", type=int, default=1, help="quiet/loaded pairs to run")
     options = parser.parse_args()
-    quiet, loaded = compare(options.rate, options.seconds, options.clients, options.stuck)
-    print(report(quiet, loaded))
+    pairs = compare_repeatedly(
+        options.rate, options.seconds, options.clients, options.stuck, options.repeat
+    )
+    for quiet, loaded in pairs:
+        print(report(quiet, loaded), flush=True)
+    if len(pairs) > 1:
+        ratios = sorted(loaded.events_per_s / quiet.events_per_s for quiet, loaded in pairs)
+        print(f"\nmedian throughput ratio over {len(pairs)} pairs: {ratios[len(ratios) // 2]:.3f}")
 
 
 if __name__ == "__main__":

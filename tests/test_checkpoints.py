@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from fraudstream.common import WatermarkStrategy
 from fraudstream.datastream import StreamExecutionEnvironment
+from fraudstream.datastream.state_backend import EmbeddedRocksDBStateBackend
 from fraudstream.exceptions import CheckpointError, JobFailedError
 from fraudstream.fraud.tutorial import build_tutorial_job
 from fraudstream.runtime.checkpoints import CheckpointStorage
@@ -45,10 +46,13 @@ def run(
     parallelism: int,
     restore: bool,
     sink: CapturingSink | None = None,
+    backend: str = "memory",
 ) -> list[Any]:
     """Run the job; ``sink`` is the external system, shared by a run and its resumption."""
     clock = ManualClock(0)
     env = StreamExecutionEnvironment.get_execution_environment()
+    if backend == "rocksdb":
+        env.set_state_backend(EmbeddedRocksDBStateBackend())
     env.set_processing_time_clock(clock).set_parallelism(parallelism).set_batch_size(8)
     env.enable_checkpointing(1000)
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoint_dir))
@@ -63,22 +67,31 @@ def run(
     return sink.results
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     abort_at=st.integers(min_value=1, max_value=len(TRANSACTIONS) - 1),
     parallelism=st.sampled_from([1, 2]),
+    backend=st.sampled_from(["memory", "rocksdb"]),
+    resume_parallelism=st.sampled_from([1, 2]),
 )
 def test_abort_and_resume_equals_an_uninterrupted_run(
-    tmp_path_factory: pytest.TempPathFactory, abort_at: int, parallelism: int
+    tmp_path_factory: pytest.TempPathFactory,
+    abort_at: int,
+    parallelism: int,
+    backend: str,
+    resume_parallelism: int,
 ) -> None:
     expected = run(script(None), tmp_path_factory.mktemp("plain"), parallelism, restore=False)
     directory = tmp_path_factory.mktemp("chk")
     output = CapturingSink()
-    run(script(abort_at), directory, parallelism, restore=False, sink=output)
+    run(script(abort_at), directory, parallelism, restore=False, sink=output, backend=backend)
     restore = any(directory.glob("chk-*"))  # else a fresh start is the right recovery
     # The resumed run sees the same input; the crash (Abort) it recovers from is not repeated.
+    # It may run with another parallelism: key groups are redistributed.
     steps = script(abort_at) if restore else script(None)
-    combined = run(steps, directory, parallelism, restore=restore, sink=output)
+    combined = run(
+        steps, directory, resume_parallelism, restore=restore, sink=output, backend=backend
+    )
     assert Counter(combined) == Counter(expected)
     assert len(expected) > 0
 
@@ -118,3 +131,14 @@ def test_restoring_a_job_with_unknown_operators_names_them(tmp_path: Path) -> No
     with pytest.raises(CheckpointError, match="fraud-detector"):
         env.execute()
     shutil.rmtree(tmp_path)
+
+
+def test_a_damaged_state_file_makes_the_checkpoint_fall_back(tmp_path: Path) -> None:
+    run(script(None), tmp_path, 2, restore=False, backend="rocksdb")
+    storage = CheckpointStorage(tmp_path)
+    newest = max(tmp_path.glob("chk-*"), key=lambda p: int(p.name[4:]))
+    state_file = next(newest.glob("keyed-*.kv"))
+    state_file.write_bytes(state_file.read_bytes()[:-1])
+    with pytest.warns(RuntimeWarning, match="state file"):
+        loaded = storage.latest()
+    assert loaded is not None and loaded.path != newest

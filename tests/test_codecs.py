@@ -91,6 +91,12 @@ def test_decimal_strings_and_string_ids_are_accepted() -> None:
     assert tx.transaction_id == MAX_ID
 
 
+def test_an_unstamped_ingestion_timestamp_is_accepted() -> None:
+    assert decode_transaction_json(with_field("ingestionTimestamp", 0)).ingestion_timestamp == 0
+    assert decode_transaction_csv(b"1,1700000000000,2,3,1.5,CSH,0").ingestion_timestamp == 0
+    assert "field 'eventTime' is 0" in reason_of(with_field("eventTime", 0))
+
+
 def test_extra_fields_are_ignored() -> None:
     raw = json.dumps({**GOOD, "note": {"nested": [1, 2]}}).encode()
     assert decode_transaction_json(raw).payee_id == 2

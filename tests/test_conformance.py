@@ -56,6 +56,7 @@ def flink_runs() -> dict[str, Run]:
 
 
 @pytest.mark.flink
+@pytest.mark.timeout(1200)  # the first case waits for the whole corpus on Flink (fixture)
 @pytest.mark.parametrize("case", CASES, ids=[c.name.replace(" ", "-") for c in CASES])
 def test_corpus_program_on_both_engines(case: Case, flink_runs: dict[str, Run]) -> None:
     if not _present(case):

@@ -18,8 +18,7 @@ from fraudstream.connectors.codecs import (
     encode_transaction_json,
 )
 from fraudstream.connectors.deadletters import DeadLetterLogSink, RecordCounters, route_dead_letters
-from fraudstream.connectors.file_sink import JsonLinesSink
-from fraudstream.connectors.files import CsvSource, JsonLinesSource
+from fraudstream.connectors.files import CsvSource, JsonLinesSink, JsonLinesSource
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.transaction import Transaction
 from fraudstream.testing import CapturingSink
@@ -88,11 +87,8 @@ def hostile(draw: st.DrawFn) -> tuple[bytes, str]:
         return dumps(base), "'paymentAmount' is negative"
     if kind == 5:
         name = draw(st.sampled_from(["eventTime", "ingestionTimestamp"]))
-        base[name] = draw(
-            st.one_of(
-                st.integers(-(10**15), 946_684_799_999), st.integers(4_102_444_800_000, 10**20)
-            )
-        )
+        too_early = st.integers(-(10**15), 946_684_799_999).filter(lambda t: t != 0)
+        base[name] = draw(st.one_of(too_early, st.integers(4_102_444_800_000, 10**20)))
         return dumps(base), f"field {name!r} is"
     if kind == 6:
         line = dumps({**base, "paymentType": "@"})
@@ -271,3 +267,17 @@ def test_record_counters_survive_pickling() -> None:
     copy.add(1, 1)
     assert copy.snapshot() == {"records": 6, "deadLetters": 3}
     assert counters.snapshot() == {"records": 5, "deadLetters": 2}
+
+
+def test_print_sinks_write_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudstream.connectors.specs import make_sink
+    from fraudstream.exceptions import ConfigurationError
+
+    letter = DeadLetter(b"x", "bad", "jsonl:in", "offset 0")
+    make_sink("print:stderr", "dead-letters").create_writer(0, 1).write([letter])
+    make_sink("print", "alerts").create_writer(0, 1).write([{"a": 1}])
+    captured = capsys.readouterr()
+    assert json.loads(captured.err) == letter.to_json_dict()
+    assert captured.out == '{"a":1}\n'
+    with pytest.raises(ConfigurationError, match="stdout or stderr, not 'printer'"):
+        make_sink("print:printer", "alerts")

@@ -20,8 +20,26 @@ from fraudstream.datastream import (
     StreamExecutionEnvironment,
     ValueStateDescriptor,
 )
+from fraudstream.datastream.state_backend import EmbeddedRocksDBStateBackend, HashMapStateBackend
 from fraudstream.exceptions import ConfigurationError, JobFailedError
 from fraudstream.testing import AdvanceProcessingTime, CapturingSink, ManualClock, ScriptedSource
+
+BACKENDS = {"memory": HashMapStateBackend, "rocksdb": EmbeddedRocksDBStateBackend}
+
+
+@pytest.fixture(autouse=True, params=sorted(BACKENDS))
+def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs once per state backend: new environments get that backend."""
+    kind: str = request.param
+    original = StreamExecutionEnvironment.get_execution_environment
+
+    def with_backend(configuration: Any = None) -> StreamExecutionEnvironment:
+        env = original(configuration)
+        env.set_state_backend(BACKENDS[kind]())
+        return env
+
+    monkeypatch.setattr(StreamExecutionEnvironment, "get_execution_environment", with_backend)
+    return kind
 
 
 class Average(AggregateFunction):

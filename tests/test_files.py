@@ -21,8 +21,13 @@ from fraudstream.connectors.codecs import (
     encode_transaction_csv,
     encode_transaction_json,
 )
-from fraudstream.connectors.file_sink import CsvSink, FileCommittable, JsonLinesSink
-from fraudstream.connectors.files import CsvSource, JsonLinesSource
+from fraudstream.connectors.files import (
+    CsvSink,
+    CsvSource,
+    FileCommittable,
+    JsonLinesSink,
+    JsonLinesSource,
+)
 from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.connectors.specs import make_sink, make_source
 from fraudstream.datastream import StreamExecutionEnvironment
@@ -426,7 +431,7 @@ def run_job(
         env.execute()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(abort_at=st.integers(1, len(TX) - 1), parallelism=st.sampled_from([1, 2]))
 def test_abort_and_resume_writes_the_file_of_an_uninterrupted_run(
     tmp_path_factory: pytest.TempPathFactory, abort_at: int, parallelism: int
@@ -444,3 +449,102 @@ def test_abort_and_resume_writes_the_file_of_an_uninterrupted_run(
         assert out.read_text() == expected
     else:
         assert Counter(out.read_text().splitlines()) == Counter(expected.splitlines())
+
+
+def test_rules_from_a_jsonl_file(tmp_path: Path) -> None:
+    from fraudstream.fraud.rules import Rule
+
+    path = tmp_path / "rules.jsonl"
+    good = {
+        "ruleId": 7, "ruleState": "ACTIVE", "groupingKeyNames": ["payeeId"],
+        "aggregateFieldName": "paymentAmount", "aggregatorFunctionType": "SUM",
+        "limitOperatorType": "GREATER", "limit": 10, "windowMinutes": 5,
+    }  # fmt: skip
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "limit": "lots"}) + "\n")
+    reader, dead = open_reader(make_source(f"jsonl:{path}", "rules"))
+    rules = drain(reader)
+    assert len(rules) == 1 and isinstance(rules[0], Rule) and rules[0].rule_id == 7
+    assert reader.timestamps() is None
+    assert len(dead) == 1 and dead[0].reason.startswith("invalid rule: limit:")
+    with pytest.raises(ConfigurationError, match="rules are JSON"):
+        make_source(f"csv:{path}", "rules")
+
+
+def test_following_a_file_that_is_truncated_fails_clearly(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "tx.jsonl", generated(3))
+    reader, _ = open_reader(make_source(f"jsonl:{path},follow=true", "transactions"))
+    assert len(reader.poll(10) or []) == 3
+    path.write_bytes(b"")
+    with pytest.raises(ConfigurationError, match="shrank below the read position"):
+        reader.poll(10)
+
+
+def test_an_unexpected_decoder_error_is_a_dead_letter_too(tmp_path: Path) -> None:
+    class Fussy(JsonLinesSource):
+        def _decoder(self, header: bytes | None) -> Any:
+            def decode(raw: bytes) -> Any:
+                if raw == b"boom":
+                    raise KeyError("surprise")
+                return raw
+
+            return decode
+
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"a\nboom\nb\n")
+    reader, dead = open_reader(Fussy(str(path), role="raw"))
+    assert drain(reader) == [b"a", b"b"]
+    assert [(d.reason, d.position) for d in dead] == [
+        ("cannot decode: KeyError: 'surprise'", "offset 2")
+    ]
+
+
+def test_following_a_csv_file_whose_header_is_not_written_yet(tmp_path: Path) -> None:
+    records = generated(2)
+    path = tmp_path / "tx.csv"
+    path.write_bytes(b"")
+    reader, dead = open_reader(make_source(f"csv:{path},follow=true", "transactions"))
+    assert reader.poll(10) == []
+    path.write_bytes(CSV_HEADER[:10])
+    assert reader.poll(10) == []
+    path.write_bytes(CSV_HEADER + encode_transaction_csv(records[0]) + b"\n")
+    assert reader.poll(10) == records[:1]
+    with path.open("ab") as handle:
+        handle.write(encode_transaction_csv(records[1]) + b"\n")
+    assert reader.poll(10) == records[1:] and dead == []
+
+
+def test_following_waits_for_the_end_of_an_over_long_line(tmp_path: Path) -> None:
+    record = generated(1)[0]
+    path = tmp_path / "tx.jsonl"
+    path.write_bytes(b"x" * 600)
+    reader, dead = open_reader(
+        make_source(f"jsonl:{path},follow=true,max-bytes=250", "transactions")
+    )
+    assert reader.poll(10) == [] and dead == []
+    with path.open("ab") as handle:
+        handle.write(b"x" * 50 + b"\n" + encode_transaction_json(record) + b"\n")
+    assert reader.poll(10) == [record]
+    assert [(d.position, d.reason) for d in dead] == [
+        ("offset 0", "record is over the limit of 250 bytes (651 bytes or more)")
+    ]
+    assert reader.poll(10) == []
+
+
+def test_the_commit_log_is_compacted_and_stays_idempotent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fraudstream.connectors.files import _sink
+
+    monkeypatch.setattr(_sink, "_COMPACT_LINES", 20)
+    monkeypatch.setattr(_sink, "_KEEP_TOKENS", 5)
+    out = tmp_path / "alerts.jsonl"
+    writer = open_writer(JsonLinesSink(str(out)), exactly_once=True)
+    sealed = []
+    for n in range(30):
+        writer.write([{"n": n}])
+        sealed.append(writer.prepare_commit(n + 1))
+        writer.commit([sealed[-1]])
+    log = tmp_path / ".alerts.jsonl.commits"
+    assert len(log.read_text().splitlines()) <= 21
+    writer.commit(sealed[-5:])  # the newest tokens are still known: nothing appended twice
+    assert [json.loads(line)["n"] for line in out.read_text().splitlines()] == list(range(30))

@@ -271,3 +271,17 @@ def test_pickled_generator_emits_the_same_and_keeps_live_control_local() -> None
     gen.set_rate(None)
     gen.resume()
     assert read_all(copy) == read_all(gen)
+
+
+def test_rates_below_one_per_second_still_emit() -> None:
+    clock = ManualClock(0)
+    gen = TransactionGenerator(rate=0.5)
+    reader = gen.create_reader(0, 1)
+    reader.open(ReaderContext(clock_ms=clock.now_ms))
+    assert reader.poll(100) == []  # pacing starts at the first poll
+    emitted = []
+    for _ in range(10):
+        clock.advance(1000)
+        emitted.append(len(reader.poll(100) or []))
+    assert sum(emitted) == 5
+    assert max(emitted) == 1

@@ -206,3 +206,93 @@ def test_as_a_program(tmp_path: Path, oracle: list[dict[str, object]]) -> None:
     )  # fmt: skip
     assert missing.returncode == 2
     assert "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_dead_letters_printed_as_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "tx.jsonl"
+    source.write_bytes(b'{"oops": true}\n')
+    out = tmp_path / "alerts.jsonl"
+    argv = ["job", "tutorial", "--source", f"jsonl:{source}", "--sink", f"jsonl:{out}"]
+    assert main([*argv, "--dead-letters", "print:stderr"]) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert json.loads(first)["reason"].startswith("missing fields 'transactionId'")
+    assert out.read_text() == ""
+
+
+DEMO_RULES = [
+    {"ruleId": 1, "ruleState": "ACTIVE", "groupingKeyNames": ["payeeId", "beneficiaryId"],
+     "aggregateFieldName": "paymentAmount", "aggregatorFunctionType": "SUM",
+     "limitOperatorType": "GREATER", "limit": 20000000, "windowMinutes": 43200},
+    {"ruleId": 3, "ruleState": "ACTIVE", "groupingKeyNames": ["beneficiaryId"],
+     "aggregateFieldName": "paymentAmount", "aggregatorFunctionType": "SUM",
+     "limitOperatorType": "GREATER_EQUAL", "limit": 10000000, "windowMinutes": 1440},
+]  # fmt: skip
+
+
+def test_generated_fraud_bursts_trip_the_demo_rules_in_the_rules_job(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.jsonl"
+    rules.write_text("".join(json.dumps(rule) + "\n" for rule in DEMO_RULES) + "not a rule\n")
+    out = tmp_path / "alerts.jsonl"
+    spec = "generator:count=20000,seed=3,fraud-rate=0.002"
+    argv = ["job", "rules", "--source", spec, "--rules", f"jsonl:{rules}", "--sink", f"jsonl:{out}"]
+    assert main([*argv, "--dead-letters", f"jsonl:{tmp_path / 'dead.jsonl'}"]) == 0
+    gen = TransactionGenerator(seed=3, count=20000, fraud_rate=0.002)
+    alerts = read_jsonl(out)
+    by_rule = {1: 0, 3: 0}
+    for alert in alerts:
+        event = alert["triggeringEvent"]
+        assert isinstance(event, dict) and isinstance(alert["ruleId"], int)
+        assert event["beneficiaryId"] == gen.fraud_beneficiary  # rule 3 keys by beneficiary
+        if alert["ruleId"] == 1:
+            assert event["payeeId"] == gen.fraud_payee
+        by_rule[alert["ruleId"]] += 1
+    assert by_rule[1] > 5 and by_rule[3] > 5
+    assert [d["raw"] for d in read_jsonl(tmp_path / "dead.jsonl")] == ["not a rule"]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_kill_9_and_restore_ends_with_the_file_of_an_uninterrupted_run(
+    tmp_path: Path, parallelism: int
+) -> None:
+    import os
+    import signal
+    import time
+
+    reference = tmp_path / "reference.jsonl"
+    assert main(["job", "tutorial", "--source", SPEC, "--sink", f"jsonl:{reference}"]) == 0
+    out, checkpoints = tmp_path / "alerts.jsonl", tmp_path / "chk"
+    argv = [
+        sys.executable, "-m", "fraudstream", "job", "tutorial",
+        "--source", SPEC + ",rate=10000", "--sink", f"jsonl:{out}", "-p", str(parallelism),
+        "--checkpoint-dir", str(checkpoints), "--checkpoint-interval", "100",
+    ]  # fmt: skip
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    commits = tmp_path / ".alerts.jsonl.commits"
+    deadline = time.monotonic() + 60
+    try:
+        # Poll (no fixed sleep) until some alerts are committed, then kill mid-stream.
+        while not (commits.exists() and commits.read_text().count("\nC ") >= 2):
+            assert first.poll() is None, "the job ended before it could be killed"
+            assert time.monotonic() < deadline, "no commit within 60 s"
+            time.sleep(0.02)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+        assert first.stderr is not None
+        first.stderr.close()
+    partial = out.read_text()
+    assert 0 < partial.count("\n") < reference.read_text().count("\n")
+    second = subprocess.run(
+        [*argv[:6], SPEC, *argv[7:], "--from-checkpoint", "latest"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    if parallelism == 1:
+        assert out.read_text() == reference.read_text()
+    else:
+        assert sorted(out.read_text().splitlines()) == sorted(reference.read_text().splitlines())

@@ -267,3 +267,57 @@ def test_missing_topic_and_bad_arguments_fail_clearly(
     env.from_source(source, WatermarkStrategy.no_watermarks(), "absent").sink_to(sink)
     with pytest.raises(Exception, match="does not exist"):
         env.execute("missing topic")
+
+
+def test_start_committed_continues_where_the_group_committed(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    topic = kafka_topic("committed")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    produce(kafka_broker.bootstrap, topic, [encode({"n": i}) for i in range(30)], 1)
+    first = KafkaSource(kafka_broker.bootstrap, topic, decode, stop_offsets={0: 12}, group_id=topic)
+    reader = first.create_reader(0, 1)
+    reader.open(ReaderContext())
+    try:
+        assert [v["n"] for v in drain(reader)] == list(range(12))
+        reader.snapshot_position()
+        reader.notify_checkpoint_complete(1)
+    finally:
+        reader.close()
+    again = KafkaSource(
+        kafka_broker.bootstrap, topic, decode, group_id=topic, start="committed", bounded=True
+    )
+    reader = again.create_reader(0, 1)
+    reader.open(ReaderContext())
+    try:
+        assert [v["n"] for v in drain(reader)] == list(range(12, 30))
+    finally:
+        reader.close()
+
+
+def test_restored_committables_of_more_writers_are_committed_once_by_fewer(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    topic = kafka_topic("rescale")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    sink = KafkaSink(kafka_broker.bootstrap, topic, encode, transactional_id_prefix=topic)
+    sealed = []
+    for subtask in range(2):
+        writer = sink.create_writer(subtask, 2)
+        writer.open(WriterContext(subtask, 2, exactly_once=True))
+        writer.write([{"n": subtask}])
+        sealed.append(writer.prepare_commit(1))
+        writer.close()
+    # two writers of the restored job each get every committable; each commits its share
+    for subtask in range(2):
+        writer = sink.create_writer(subtask, 2)
+        writer.open(WriterContext(subtask, 2, exactly_once=True))
+        writer.commit(sealed)
+        writer.close()
+    # and a later restore with one writer finds them committed
+    writer = sink.create_writer(0, 1)
+    writer.open(WriterContext(0, 1, exactly_once=True))
+    writer.commit(sealed)
+    writer.close()
+    records = read_topic(kafka_broker.bootstrap, topic, quiet_ms=300)
+    assert sorted(json.loads(r.value or b"")["n"] for r in records) == [0, 1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,9 +19,12 @@ from typing import Any
 
 import pytest
 
+from fraudstream.connectors.base import ReaderContext
+from fraudstream.connectors.codecs import encode_transaction_json
+from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.connectors.kafka import create_topic, read_topic
 from fraudstream.datastream import StreamExecutionEnvironment
-from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
+from fraudstream.fraud.transaction import Transaction
 from fraudstream.fraud.tutorial import build_tutorial_job
 from fraudstream.testing import CapturingSink
 from kafka_broker import KafkaBroker
@@ -33,24 +35,23 @@ Topic = Callable[[str], str]
 AlertKey = tuple[int, int, float]
 
 
-def transactions(count: int, seed: int, first_id: int = 0) -> list[Transaction]:
-    """Payments of 60 accounts: 20% small, 20% large, so small-then-large happens often."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(first_id, first_id + count):
-        roll = rng.random()
-        amount = 0.5 if roll < 0.2 else 750.0 if roll < 0.4 else round(rng.uniform(1, 500), 2)
-        payee = rng.randrange(60)
-        out.append(
-            Transaction(i, 1_700_000_000_000 + i * 10, payee, payee + 1000, amount, "CRD", 0)
-        )
+def transactions(count: int, seed: int) -> list[Transaction]:
+    """Generated payments of 60 accounts with many small-then-large patterns."""
+    source = TransactionGenerator(seed=seed, count=count, accounts=60, tutorial_rate=0.05)
+    reader = source.create_reader(0, 1)
+    reader.open(ReaderContext())
+    out: list[Transaction] = []
+    while (batch := reader.poll(1000)) is not None:
+        out.extend(batch)
+    reader.close()
+    assert len(out) == count
     return out
 
 
 def produce_transactions(producer: Any, topic: str, txs: list[Transaction]) -> None:
     """Keyed by payee, so each account's transactions stay in order in one partition."""
     for tx in txs:
-        value = json.dumps(dict(zip(TRANSACTION_FIELDS, tx))).encode()
+        value = encode_transaction_json(tx)
         while True:
             try:
                 producer.produce(topic, value=value, key=str(tx.payee_id).encode())
@@ -100,26 +101,46 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fraudstream", "-v", "job", "tutorial", *args]
 
 
-def test_tutorial_job_from_kafka_to_kafka_equals_in_process_run(
-    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any
+def test_tutorial_job_from_kafka_to_kafka_equals_the_jsonl_run(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any, tmp_path: Path
 ) -> None:
     bootstrap = kafka_broker.bootstrap
     tx_topic, alert_topic = kafka_topic("transactions"), kafka_topic("alerts")
+    dlq_topic = kafka_topic("dead-letters")
     create_topic(bootstrap, tx_topic, 4)
     txs = transactions(3000, seed=1)
     produce_transactions(kafka_producer, tx_topic, txs[:1500])
     # hostile records between the good ones go to the dead letters; the job keeps going
     produce_raw(kafka_producer, tx_topic, HOSTILE)
     produce_transactions(kafka_producer, tx_topic, txs[1500:])
-    expected = expected_alerts(txs)
-    assert sum(expected.values()) > 100
+    # the same input as a JSONL file, hostile lines included
+    lines = [encode_transaction_json(tx) for tx in txs[:1500]]
+    lines += [h for h in HOSTILE if h and b"\n" not in h]
+    lines += [encode_transaction_json(tx) for tx in txs[1500:]]
+    (tmp_path / "tx.jsonl").write_bytes(b"\n".join(lines) + b"\n")
 
-    done = subprocess.run(
+    from_file = subprocess.run(
+        cli("--source", f"jsonl:{tmp_path / 'tx.jsonl'}", "--sink", f"jsonl:{tmp_path / 'a'}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert from_file.returncode == 0, from_file.stderr
+    expected: Counter[AlertKey] = Counter()
+    for line in (tmp_path / "a").read_text().splitlines():
+        alert = json.loads(line)
+        expected[(alert["accountId"], alert["timestamp"], alert["amount"])] += 1
+    assert sum(expected.values()) > 50
+    assert expected == expected_alerts(txs)
+
+    from_kafka = subprocess.run(
         cli(
             "--source",
             f"kafka://{bootstrap}/{tx_topic}?bounded=true,quiet-ms=300",
             "--sink",
             f"kafka://{bootstrap}/{alert_topic}?partitions=2",
+            "--dead-letters",
+            f"kafka://{bootstrap}/{dlq_topic}?partitions=1",
             "-p",
             "2",
         ),
@@ -127,12 +148,14 @@ def test_tutorial_job_from_kafka_to_kafka_equals_in_process_run(
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr
+    assert from_kafka.returncode == 0, from_kafka.stderr
+    assert f"{len(HOSTILE)} bad record(s)" in from_kafka.stderr
     assert alerts_in(bootstrap, alert_topic, quiet_ms=300) == expected
-
-
-def _checkpoints(directory: Path) -> list[int]:
-    return sorted(int(p.name[4:]) for p in directory.glob("chk-*") if (p / "_metadata").exists())
+    letters = [json.loads(r.value or b"") for r in read_topic(bootstrap, dlq_topic, expected=7)]
+    assert sorted(letter["raw"] for letter in letters) == sorted(
+        h.decode("utf-8", errors="replace") for h in HOSTILE
+    )
+    assert all(letter["reason"] and ":" in letter["position"] for letter in letters)
 
 
 def committed_offsets(bootstrap: str, topic: str) -> int:
@@ -162,7 +185,8 @@ def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
     tx_topic, alert_topic = kafka_topic("transactions"), kafka_topic("alerts")
     create_topic(bootstrap, tx_topic, 4)
     create_topic(bootstrap, alert_topic, 2)
-    batches = [transactions(1500, seed=s, first_id=s * 1500) for s in range(6)]
+    generated = transactions(9000, seed=2)
+    batches = [generated[i : i + 1500] for i in range(0, 9000, 1500)]
     expected = expected_alerts([tx for batch in batches for tx in batch])
     checkpoints = tmp_path / "checkpoints"
     sink_spec = f"kafka://{bootstrap}/{alert_topic}"
@@ -218,4 +242,52 @@ def test_kill_9_and_restore_from_checkpoint_loses_no_alert(
     assert all(got[key] >= count for key, count in expected.items())
     duplicates = sum(got.values()) - sum(expected.values())
     print(f"alerts {sum(expected.values())}, copies after kill -9: {duplicates}")
-    print(second.stderr)
+
+
+def _rule_alerts(lines: list[bytes]) -> Counter[str]:
+    """Rule alerts without their processing-time stamp, comparable across runs."""
+    out: Counter[str] = Counter()
+    for line in lines:
+        alert = json.loads(line)
+        alert.pop("alertTime", None)
+        out[json.dumps(alert, sort_keys=True)] += 1
+    return out
+
+
+def test_rules_job_from_kafka_to_kafka_equals_the_jsonl_run(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any, tmp_path: Path
+) -> None:
+    # One partition: rules keyed by beneficiary or payment type see every transaction, so
+    # their results depend on the order across payees, which only one partition keeps.
+    bootstrap = kafka_broker.bootstrap
+    tx_topic, alert_topic = kafka_topic("transactions"), kafka_topic("alerts")
+    create_topic(bootstrap, tx_topic, 1)
+    source = TransactionGenerator(seed=3, count=4000, accounts=40, fraud_rate=0.01)
+    reader = source.create_reader(0, 1)
+    reader.open(ReaderContext())
+    txs: list[Transaction] = []
+    while (batch := reader.poll(1000)) is not None:
+        txs.extend(batch)
+    produce_transactions(kafka_producer, tx_topic, txs)
+    (tmp_path / "tx.jsonl").write_bytes(b"".join(encode_transaction_json(t) + b"\n" for t in txs))
+
+    def job(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "fraudstream", "job", "rules", "-p", "2", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+
+    job("--source", f"jsonl:{tmp_path / 'tx.jsonl'}", "--sink", f"jsonl:{tmp_path / 'a'}")
+    expected = _rule_alerts((tmp_path / "a").read_bytes().splitlines())
+    assert sum(expected.values()) > 20
+    job(
+        "--source",
+        f"kafka://{bootstrap}/{tx_topic}?bounded=true,quiet-ms=300",
+        "--sink",
+        f"kafka://{bootstrap}/{alert_topic}?partitions=2",
+    )
+    got = [r.value or b"" for r in read_topic(bootstrap, alert_topic, quiet_ms=300)]
+    assert _rule_alerts(got) == expected

@@ -198,3 +198,76 @@ def test_every_good_record_is_read_and_every_bad_one_is_a_dead_letter(
         offset = int(letter.position.split(":")[1])
         assert letter.reason
         assert letter.raw == payloads[offset][:MAX_BYTES]
+
+
+@pytest.mark.kafka
+def test_a_job_routes_every_dead_letter_of_every_poll(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any
+) -> None:
+    from fraudstream.common import WatermarkStrategy
+    from fraudstream.connectors.deadletters import route_dead_letters
+    from fraudstream.datastream import StreamExecutionEnvironment
+    from fraudstream.testing import CapturingSink
+
+    topic = kafka_topic("job-dlq")
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    good = [Transaction(i, EPOCH_2017 + i, i % 5, 9, 10.0, "CSH", EPOCH_2017) for i in range(300)]
+    for i, tx in enumerate(good):
+        kafka_producer.produce(topic, value=tx_bytes(tx), partition=i % 2)
+        if i % 10 == 0:  # bad records spread over many polls
+            kafka_producer.produce(topic, value=b"bad %d" % i, partition=i % 2)
+    assert kafka_producer.flush(30) == 0
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2).set_batch_size(16)
+    source = make_source(
+        f"kafka://{kafka_broker.bootstrap}/{topic}?bounded=true,quiet-ms=200", "transactions"
+    )
+    records, dead = CapturingSink(), CapturingSink()
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "tx").sink_to(records)
+    route_dead_letters(env, dead)
+    env.execute("dead letters")
+    assert sorted(records.results) == good
+    assert sorted(d.raw for d in dead.results) == sorted(b"bad %d" % i for i in range(0, 300, 10))
+
+
+@pytest.mark.kafka
+def test_rules_topic_yields_rules_and_refused_rules_become_dead_letters(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, kafka_producer: Any
+) -> None:
+    import pickle
+
+    from fraudstream.fraud.rules import Rule
+
+    topic = kafka_topic("rules")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    good = {
+        "ruleId": 1,
+        "ruleState": "ACTIVE",
+        "groupingKeyNames": ["payeeId"],
+        "aggregateFieldName": "paymentAmount",
+        "aggregatorFunctionType": "SUM",
+        "limitOperatorType": "GREATER",
+        "limit": 100,
+        "windowMinutes": 60,
+    }
+    bad = dict(good, aggregatorFunctionType="MEDIAN")
+    for rule in (good, bad):
+        kafka_producer.produce(topic, value=json.dumps(rule).encode(), partition=0)
+    assert kafka_producer.flush(30) == 0
+    source = make_source(
+        f"kafka://{kafka_broker.bootstrap}/{topic}?bounded=true,quiet-ms=100", "rules"
+    )
+    source = pickle.loads(pickle.dumps(source))  # sources travel to worker processes
+    dead: list[DeadLetter] = []
+    reader = source.create_reader(0, 1)
+    reader.open(ReaderContext(dead_letter=dead.append))
+    got: list[Any] = []
+    try:
+        while (batch := reader.poll(10)) is not None:
+            got.extend(batch)
+    finally:
+        reader.close()
+    assert [type(r) for r in got] == [Rule] and got[0].rule_id == 1
+    assert [d.position for d in dead] == ["0:1"]
+    assert "aggregatorFunctionType" in dead[0].reason

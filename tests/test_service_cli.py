@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -87,7 +88,7 @@ def test_demo_starts_prints_url_and_token_and_stops_cleanly(data_dir: Path, sig:
     assert "access token: s3cret" in out
     assert str(data_dir) in out
     assert "Traceback" not in err
-    assert any(p.name.startswith("savepoint-") for p in (data_dir / "checkpoints").iterdir())
+    assert any(p.name.startswith("savepoint-") for p in (data_dir / "checkpoints").rglob("*"))
 
 
 def test_a_restarted_demo_shows_the_same_rules_and_alerts(data_dir: Path) -> None:
@@ -147,3 +148,53 @@ def test_bad_options_are_usage_errors(
 ) -> None:
     assert main(["demo", "--data-dir", str(tmp_path), *args]) == 2
     assert "fraudstream:" in capsys.readouterr().err
+
+
+def test_after_a_crash_the_restored_job_follows_the_rule_book(data_dir: Path) -> None:
+    rule = {
+        "ruleId": 32,
+        "ruleState": "ACTIVE",
+        "groupingKeyNames": ["paymentType"],
+        "aggregateFieldName": "COUNT_FLINK",
+        "aggregatorFunctionType": "SUM",
+        "limitOperatorType": "GREATER_EQUAL",
+        "limit": 1,
+        "windowMinutes": 1,
+    }
+    auth = {"X-Token": "t"}
+    demo = DemoProcess(data_dir, "--token", "t", "--checkpoint-interval", "100")
+    httpx.post(f"{demo.url}/api/rules", json=rule, headers=auth)
+
+    def newest_alert_of_32(url: str) -> Any:
+        items = httpx.get(f"{url}/api/alerts", params={"ruleId": 32, "limit": 1}).json()["items"]
+        return items[0]["triggeringEvent"]["transactionIdStr"] if items else None
+
+    deadline = time.monotonic() + 20
+    while newest_alert_of_32(demo.url) is None:  # the rule is active and in a checkpoint
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    seen = time.time()
+
+    def checkpoint_after_seen() -> bool:
+        folder = data_dir / "checkpoints"
+        return any(p.stat().st_mtime > seen for p in folder.glob("chk-*"))
+
+    while not checkpoint_after_seen():  # the job's checkpointed state holds rule 32 ACTIVE
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    httpx.post(f"{demo.url}/api/rules/32/pause", headers=auth)
+    demo.process.kill()  # no final checkpoint: the latest one still has rule 32 ACTIVE
+    demo.process.communicate()
+
+    again = DemoProcess(data_dir, "--token", "t", "--checkpoint-interval", "100")
+    try:
+        assert httpx.get(f"{again.url}/api/rules/32").json()["ruleState"] == "PAUSE"
+        last = newest_alert_of_32(again.url)
+        start = httpx.get(f"{again.url}/api/generator").json()["emitted"]
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{again.url}/api/generator").json()["emitted"] < start + 300:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert newest_alert_of_32(again.url) == last
+    finally:
+        again.stop()

@@ -23,7 +23,7 @@ TOKEN = "ws-token"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    engine = DemoEngine(rate=500)
+    engine = DemoEngine(rate=500, stream_interval=0.05)
     engine.add_rule(
         {
             "ruleId": 9,

@@ -215,3 +215,28 @@ NOT_COVERED: Sequence[tuple[str, str]] = (
     ("metric groups (`pyflink.metrics`)", "the service exposes metrics instead"),
     ("the Java gateway, `pyflink.util`, Beam internals", "there is no JVM"),
 )
+
+#: Behaviour that no engine defines, so the corpus is written not to depend on it.
+NOT_COMPARED: Sequence[tuple[str, str]] = (
+    (
+        "when watermarks are emitted",
+        "Flink emits periodic watermarks every 200 ms of wall time, so which records are late "
+        "and what a timer sees of later records varies from run to run on Flink itself. The "
+        "corpus keeps disorder within the watermark bound and lets a timer at T read only "
+        "what records up to T wrote; fraudstream's own tests pin its watermark and lateness "
+        "rules with a manual clock.",
+    ),
+    (
+        "processing-time timers firing",
+        "they follow the wall clock; the corpus registers and deletes them but finishes "
+        "before any fires. fraudstream's tests drive them with `ManualClock`.",
+    ),
+    (
+        "order between keys, between the inputs of `union`/`connect`, between subtasks",
+        "not defined by Flink; outputs are compared as multisets, and in order per key.",
+    ),
+    (
+        "`MapState` iteration order",
+        "not defined by Flink; the corpus prints map state sorted.",
+    ),
+)

@@ -11,8 +11,10 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: list[str] = [
     "fraudstream.commands.demo",
+    "fraudstream.commands.serve",
     "fraudstream.commands.run",
     "fraudstream.commands.job",
     "fraudstream.commands.bench",
     "fraudstream.commands.backtest",
+    "fraudstream.commands.savepoint",
 ]

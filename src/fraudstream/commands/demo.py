@@ -114,9 +114,9 @@ def serve_app(app: object, sock: socket.socket) -> None:
     Server(config).run(sockets=[sock])
 
 
-def banner(url: str, token: str, lines: list[str]) -> str:
+def banner(url: str, token: str, lines: list[str], title: str = "fraudstream demo") -> str:
     """What the command prints at start."""
-    body = [f"fraudstream demo at {url}/#token={token}", f"  access token: {token}", *lines]
+    body = [f"{title} at {url}/#token={token}", f"  access token: {token}", *lines]
     body.append("  Ctrl-C stops it.")
     return "\n".join(body)
 

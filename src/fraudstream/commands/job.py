@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from fraudstream.commands.common import EXIT_OK
+from fraudstream.commands.savepoint import execute_with_savepoint_signal
 from fraudstream.exceptions import ConfigurationError
 
 NAME = "job"
@@ -60,6 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--from-checkpoint", help="latest | PATH of a checkpoint to restore")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes for the parallel instances (0: one per core; default 1)",
+    )
+    parser.add_argument(
+        "--state-backend", choices=["memory", "rocksdb"], default="memory", help="keyed state"
+    )
+    parser.add_argument(
         "--engine", choices=["embedded", "flink"], default="embedded", help="which engine runs it"
     )
 
@@ -91,16 +101,35 @@ def run(options: argparse.Namespace) -> int:
         env.get_checkpoint_config().set_checkpoint_storage_dir(options.checkpoint_dir)
     if options.from_checkpoint:
         env.restore_from(options.from_checkpoint)
+    _configure_engine(env, options)
     alerts = job_function(options.name)(env, options)
     if options.sink == "print":
         alerts.print()
     else:
         alerts.sink_to(make_sink(options.sink, "alerts"))
     _route_dead_letters(env, options)
-    result = env.execute(f"fraudstream job {options.name}")
+    result = execute_with_savepoint_signal(
+        env, f"fraudstream job {options.name}", options.checkpoint_dir
+    )
     sys.stdout.flush()
     _report_dead_letters(result.get_all_accumulator_results(), options)
     return EXIT_OK
+
+
+def _configure_engine(env: Any, options: argparse.Namespace) -> None:
+    """``--workers`` and ``--state-backend``."""
+    import os
+
+    if options.workers < 0:
+        raise ConfigurationError(
+            f"--workers must be 0 (one per core) or more, got {options.workers}"
+        )
+    workers = options.workers if options.workers > 0 else (os.cpu_count() or 1)
+    env.set_worker_processes(workers)
+    if options.state_backend == "rocksdb":
+        from fraudstream.datastream.state_backend import EmbeddedRocksDBStateBackend
+
+        env.set_state_backend(EmbeddedRocksDBStateBackend())
 
 
 def _route_dead_letters(env: Any, options: argparse.Namespace) -> None:

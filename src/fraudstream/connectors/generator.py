@@ -3,8 +3,8 @@
 How the sequence is made, so that it is reproducible and checkpointable:
 
 1. Transaction number ``n`` (0, 1, 2, ...) belongs to block ``n // BLOCK`` of
-   :data:`BLOCK` transactions. A block is generated from its own
-   ``random.Random((seed, block))``, so any block can be rebuilt on its own.
+   :data:`BLOCK` transactions. A block is generated from its own ``random.Random``
+   seeded by the seed and the block number, so any block can be rebuilt on its own.
 2. With ``p`` parallel readers, reader ``i`` reads blocks ``i, i + p, i + 2p, ...``.
    Together the readers emit the same transactions for any ``p``.
 3. A reader's position is the number of the next transaction it emits. Restoring
@@ -271,7 +271,7 @@ class _GeneratorReader(SourceReader[Transaction]):
             self._pace_emitted = 0
         per_reader = rate / self._parallelism
         due = int(per_reader * (now - self._pace_start_ms) / 1000.0) - self._pace_emitted
-        if due > per_reader * _MAX_CATCH_UP_S:  # fell far behind (slow job): do not flood
+        if due > max(per_reader * _MAX_CATCH_UP_S, 1):  # fell far behind: do not flood
             self._pace_start_ms = now
             self._pace_emitted = 0
             due = 0

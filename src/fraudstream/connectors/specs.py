@@ -37,6 +37,7 @@ SINK_SCHEMES: dict[str, str] = {
     "jsonl": "fraudstream.connectors.files:jsonl_sink",
     "csv": "fraudstream.connectors.files:csv_sink",
     "sqlite": "fraudstream.connectors.sqlite:sqlite_sink",
+    "print": "fraudstream.connectors.files:print_sink",
 }
 
 

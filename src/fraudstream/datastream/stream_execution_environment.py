@@ -109,6 +109,23 @@ class JobClient:
         self._runner.savepoint_and_stop()
         return _Completed(self._thread, self._outcome)
 
+    def trigger_savepoint(self, savepoint_directory: str | None = None) -> None:
+        """Take a savepoint (``savepoint-<id>`` in the checkpoint directory) soon.
+
+        ``savepoint_directory`` is accepted for PyFlink compatibility and must be
+        ``None``: savepoints go beside the job's checkpoints.
+        """
+        if savepoint_directory is not None:
+            raise ConfigurationError(
+                "savepoints go to the checkpoint directory (savepoint-<id>); "
+                "call trigger_savepoint() without a directory"
+            )
+        self._runner.request_savepoint()
+
+    def get_checkpoint_stats(self) -> dict[str, Any]:
+        """Completed checkpoints, the last one's duration (ms), size (bytes) and path."""
+        return self._runner.checkpoint_stats()
+
     def get_job_execution_result(self) -> _Completed:
         """A handle whose ``result()`` waits for the job."""
         return _Completed(self._thread, self._outcome)
@@ -164,6 +181,8 @@ class StreamExecutionEnvironment:
         self._clock: Clock = SystemClock()
         self._batch_size = 1024
         self._state_backend = "memory"
+        self._state_dir: str | None = None
+        self._worker_processes = 1
         self._restore_from: str | None = None
 
     @staticmethod
@@ -190,6 +209,24 @@ class StreamExecutionEnvironment:
     def get_parallelism(self) -> int:
         """Default parallelism."""
         return self._parallelism
+
+    def set_worker_processes(self, processes: int) -> StreamExecutionEnvironment:
+        """Run parallel instances in this many processes (fraudstream extension; default 1).
+
+        With ``n > 1`` and parallelism ``p > 1``, instance ``i`` of every operator runs
+        in worker process ``i % min(n, p)``, forked when the job starts (Linux, macOS);
+        records crossing a ``key_by`` between workers travel in batches. With 1, every
+        instance runs in the calling process. ``execute_and_collect`` always runs in
+        the calling process.
+        """
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"worker processes must be a positive int, got {processes!r}")
+        self._worker_processes = processes
+        return self
+
+    def get_worker_processes(self) -> int:
+        """How many worker processes jobs use (1: everything in the calling process)."""
+        return self._worker_processes
 
     def set_max_parallelism(self, max_parallelism: int) -> StreamExecutionEnvironment:
         """Number of key groups (the upper bound for rescaling keyed state)."""
@@ -252,13 +289,13 @@ class StreamExecutionEnvironment:
 
         if not isinstance(state_backend, StateBackend):
             raise TypeError(f"expected a state backend, got {state_backend!r}")
-        if state_backend.kind != "memory":
-            raise ConfigurationError(
-                f"the {type(state_backend).__name__} is not available in this build; "
-                "use HashMapStateBackend (in-memory keyed state)"
-            )
         self._state_backend = state_backend.kind
+        self._state_dir = state_backend.directory
         return self
+
+    def get_state_backend(self) -> str:
+        """``memory`` or ``rocksdb`` (fraudstream: the kind of the configured backend)."""
+        return self._state_backend
 
     def set_processing_time_clock(self, clock: Clock) -> StreamExecutionEnvironment:
         """Inject the processing-time clock, e.g. a ``ManualClock`` (fraudstream extension)."""
@@ -400,6 +437,8 @@ class StreamExecutionEnvironment:
             state_backend=self._state_backend,
             job_parameters=self._config.global_job_parameters,
             restore_from=self._restore_from,
+            state_dir=self._state_dir,
+            worker_processes=self._worker_processes,
         )
 
     def _take_nodes(self) -> list[Transformation]:

@@ -8,7 +8,8 @@ Steps:
 
 1. Read the bounded input (``--source``, and ``--rules`` when it is a connector) here in
    the driver with fraudstream's connectors (the embedded API, alias off), to hand it
-   to Flink as a collection. Unbounded inputs need Flink's own connectors on a cluster
+   to Flink as a collection; create the alerts' sink writer. Unbounded inputs need
+   Flink's own connectors on a cluster
    (docs/flink-deployment.md).
 2. Install the reverse alias, so that job code imports PyFlink's API.
 3. Build the job with the same builder functions the embedded engine uses.
@@ -19,6 +20,7 @@ Steps:
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,9 +104,18 @@ BUILDERS: dict[str, Callable[[Any, Any, Any], Any]] = {
 }
 
 
-def _write(alerts: Iterator[Any], sink_spec: str) -> int:
-    """Write collected alerts with a fraudstream sink; returns how many."""
+def _writer(sink_spec: str) -> Any:
+    """A fraudstream sink writer for the alerts, or ``None`` for ``print``."""
     if sink_spec == "print":
+        return None
+    from fraudstream.connectors.specs import make_sink
+
+    return make_sink(sink_spec, "alerts").create_writer(0, 1)
+
+
+def _write(alerts: Iterator[Any], writer: Any) -> int:
+    """Write collected alerts (with a fraudstream writer, or print them); returns how many."""
+    if writer is None:
         count = 0
         for alert in alerts:
             print(alert, flush=False)
@@ -112,9 +123,7 @@ def _write(alerts: Iterator[Any], sink_spec: str) -> int:
         sys.stdout.flush()
         return count
     from fraudstream.connectors.base import WriterContext
-    from fraudstream.connectors.specs import make_sink
 
-    writer = make_sink(sink_spec, "alerts").create_writer(0, 1)
     writer.open(WriterContext())
     count = 0
     try:
@@ -142,14 +151,22 @@ def run(options: Any) -> int:
     # 1. Inputs first, with fraudstream's own connectors (embedded API): a bad spec or
     #    file fails in a second, before the JVM starts.
     use_embedded()
-    records = read_bounded(options.source, "transactions")
+    # Records cross the switch as plain tuples and rules as wire dicts: their classes
+    # are imported again after it (pickle insists on the current class).
+    records = [tuple(t) for t in read_bounded(options.source, "transactions")]
     rules = options.rules
     options.rule_records = (
-        [] if rules is None or Path(rules).is_file() else read_bounded(rules, "rules")
+        []
+        if rules is None or Path(rules).is_file()
+        else [rule.to_json_dict() for rule in read_bounded(rules, "rules")]
     )
+    writer = _writer(options.sink)
     # 2. From here on, job code builds on PyFlink.
     use_pyflink()
     from fraudstream.datastream import StreamExecutionEnvironment
+    from fraudstream.fraud.transaction import Transaction
+
+    records = [Transaction(*t) for t in records]
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(options.parallelism)
@@ -161,8 +178,21 @@ def run(options: Any) -> int:
     transactions = _collection(env, records)
     alerts = BUILDERS[options.name](env, transactions, options)
     with alerts.execute_and_collect(f"fraudstream job {options.name}") as results:
-        _write(results, options.sink)
+        _write(results, writer)
     return EXIT_OK
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The Python error inside a Flink job failure (Java wraps it in several layers)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    python_errors = [
+        line
+        for line in lines
+        if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line) and not line.startswith("java")
+    ]
+    if python_errors:
+        return python_errors[-1]
+    return next((line for line in lines if line), type(exc).__name__)
 
 
 def main(argv: list[str]) -> int:
@@ -185,11 +215,7 @@ def main(argv: list[str]) -> int:
         print(f"fraudstream: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a failed Flink job arrives as a Py4J error with the Java trace
-        first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
-        print(f"fraudstream: the job failed on Flink: {first[0]}", file=sys.stderr)
-        causes = [line for line in str(exc).splitlines() if line.startswith("Caused by")]
-        for line in causes[-3:]:
-            print(f"  {line}", file=sys.stderr)
+        print(f"fraudstream: the job failed on Flink: {_root_cause(exc)}", file=sys.stderr)
         return EXIT_FAILURE
 
 

@@ -4,7 +4,7 @@ The mirror image of :mod:`fraudstream._pyflink_alias`. After :func:`use_pyflink`
 ``fraudstream.datastream.functions`` *is* a module holding PyFlink's
 ``pyflink.datastream.functions`` names, so job code written against fraudstream's public
 API builds a PyFlink job. A few engine-neutral constants that only fraudstream names are
-added (``MAX_WATERMARK``: Flink's end-of-time watermark, ``Long.MAX_VALUE``); anything
+added (``MAX_WATERMARK``/``MIN_WATERMARK``: Flink's ``Long.MAX_VALUE``/``MIN_VALUE``); anything
 else that PyFlink lacks fails at import or attribute access, naming it.
 """
 
@@ -25,7 +25,10 @@ ALIASED_PACKAGES = ("fraudstream.common", "fraudstream.datastream")
 
 #: fraudstream-only names with the same meaning on Flink, per module.
 _EXTRAS: dict[str, dict[str, Any]] = {
-    "fraudstream.common.watermark_strategy": {"MAX_WATERMARK": 2**63 - 1},
+    "fraudstream.common.watermark_strategy": {
+        "MAX_WATERMARK": 2**63 - 1,
+        "MIN_WATERMARK": -(2**63),
+    },
 }
 
 
@@ -76,16 +79,29 @@ def _aliased(name: str) -> bool:
     return any(name == p or name.startswith(p + ".") for p in ALIASED_PACKAGES)
 
 
+#: fraudstream modules that hold no API objects, kept when the engine changes.
+_ENGINE_FREE = ("fraudstream.flink", "fraudstream.exceptions", "fraudstream._pyflink_alias")
+
+
 def _forget() -> None:
-    for name in [n for n in sys.modules if _aliased(n)]:
-        del sys.modules[name]
+    """Forget the API modules and every fraudstream module that may hold their objects.
+
+    Job modules bind API classes at import (``class X(KeyedProcessFunction)``), so after a
+    switch they must be imported again. Objects made before the switch keep working; they
+    pickle by module and name, so Flink's workers load the re-imported classes.
+    """
+    for name in list(sys.modules):
+        if name.startswith("fraudstream.") and not any(
+            name == keep or name.startswith(keep + ".") for keep in _ENGINE_FREE
+        ):
+            del sys.modules[name]
 
 
 def use_pyflink() -> None:
     """From now on ``import fraudstream.datastream...`` (and ``.common``) imports PyFlink.
 
-    Call it before job code is imported; modules already imported from the embedded
-    engine are forgotten so that later imports see PyFlink.
+    Call it before job code is imported; fraudstream modules already imported with the
+    embedded API are forgotten, so that later imports see PyFlink.
     """
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)

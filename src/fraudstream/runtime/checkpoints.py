@@ -1,7 +1,10 @@
 """Checkpoint storage: atomically published, checksummed snapshots in a directory.
 
-Layout: ``DIR/chk-<id>/`` holds ``state.bin`` (the pickled snapshot) and ``_metadata``
-(JSON with the SHA-256 and size of ``state.bin``). A checkpoint is written to a
+Layout: ``DIR/chk-<id>/`` holds ``state.bin`` (the pickled snapshot), the state files of
+on-disk backends (:class:`~fraudstream.state.files.StateFile`) and ``_metadata`` (JSON
+with the SHA-256 and size of ``state.bin`` and of every state file). State files are
+written to ``DIR/.staging`` while the checkpoint is taken and moved in when it is
+published. A checkpoint is written to a
 temporary directory and renamed into place only when complete, so a crash leaves
 either a whole checkpoint or none; a checkpoint whose data does not match its
 checksum is skipped with a warning, falling back to the previous complete one.
@@ -18,14 +21,39 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import CheckpointError
 
-__all__ = ["CheckpointStorage", "LoadedCheckpoint"]
+if TYPE_CHECKING:  # the state package imports the API, which imports the runtime
+    from fraudstream.state.files import StateFile
+
+__all__ = ["STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
 
 _STATE = "state.bin"
 _META = "_metadata"
+#: Directory inside the checkpoint directory where state files wait to be published.
+STAGING = ".staging"
+
+
+def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
+    """The state files an operator snapshot map refers to (keyed state of disk backends)."""
+    from fraudstream.state.files import StateFile
+
+    found = []
+    for snapshots in operators.values():
+        for snapshot in snapshots:
+            if isinstance(snapshot, dict) and isinstance(snapshot.get("state"), StateFile):
+                found.append(snapshot["state"])
+    return found
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,36 +85,69 @@ class CheckpointStorage:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def _complete_ids(self) -> list[int]:
-        ids = []
-        for entry in self.directory.glob("chk-*"):
-            suffix = entry.name[4:]
+        return sorted(number for number, _ in self._complete("chk-", self.directory))
+
+    @staticmethod
+    def _complete(prefix: str, parent: Path) -> list[tuple[int, Path]]:
+        found = []
+        for entry in parent.glob(f"{prefix}*"):
+            suffix = entry.name[len(prefix) :]
             if suffix.isdigit() and (entry / _META).exists():
-                ids.append(int(suffix))
-        return sorted(ids)
+                found.append((int(suffix), entry))
+        return found
+
+    def _snapshots_newest_first(self) -> list[Path]:
+        """Complete checkpoints and savepoints, newest (highest id) first.
+
+        Checkpoints and savepoints share one id sequence, so a savepoint taken when a job
+        stopped is newer than every checkpoint before it and is what ``latest`` restores.
+        """
+        found = self._complete("chk-", self.directory)
+        found += self._complete("savepoint-", self.directory)
+        return [path for _, path in sorted(found, key=lambda item: item[0], reverse=True)]
+
+    def clear_staging(self) -> None:
+        """Delete state files left behind by checkpoints that never completed."""
+        shutil.rmtree(self.directory / STAGING, ignore_errors=True)
 
     def next_id(self) -> int:
         """One more than the newest checkpoint's id."""
-        ids = self._complete_ids()
-        return (ids[-1] + 1) if ids else 1
+        ids = [number for number, _ in self._complete("chk-", self.directory)]
+        ids += [number for number, _ in self._complete("savepoint-", self.directory)]
+        return max(ids) + 1 if ids else 1
 
-    def write(self, checkpoint_id: int, payload: dict[str, Any], savepoint: bool = False) -> Path:
-        """Write and atomically publish a checkpoint; returns its directory."""
+    def write(
+        self,
+        checkpoint_id: int,
+        payload: dict[str, Any],
+        savepoint: bool = False,
+        files: list[StateFile] | None = None,
+    ) -> Path:
+        """Write and atomically publish a checkpoint; returns its directory.
+
+        ``files`` (state files written to the staging directory) are moved in.
+        """
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         name = f"{'savepoint' if savepoint else 'chk'}-{checkpoint_id}"
-        final = self.directory / name
-        temporary = self.directory / f".tmp-{name}-{os.getpid()}"
+        parent = self.directory
+        final = parent / name
+        temporary = parent / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
         with open(temporary / _STATE, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        for state_file in files or []:
+            assert state_file.path is not None
+            os.replace(state_file.path, temporary / state_file.name)
         meta = {
             "checkpoint_id": checkpoint_id,
             "sha256": hashlib.sha256(data).hexdigest(),
             "size": len(data),
             "created_ms": int(time.time() * 1000),
             "savepoint": savepoint,
+            "files": {f.name: {"sha256": f.sha256, "size": f.size} for f in files or []},
         }
         with open(temporary / _META, "w", encoding="utf-8") as handle:
             json.dump(meta, handle)
@@ -96,7 +157,7 @@ class CheckpointStorage:
         if final.exists():
             shutil.rmtree(final)
         os.rename(temporary, final)
-        _fsync_dir(self.directory)
+        _fsync_dir(parent)
         if not savepoint:
             self._prune()
         return final
@@ -105,7 +166,7 @@ class CheckpointStorage:
         ids = self._complete_ids()
         for old in ids[: max(0, len(ids) - self.retained)]:
             shutil.rmtree(self.directory / f"chk-{old}", ignore_errors=True)
-        for leftover in self.directory.glob(".tmp-chk-*"):
+        for leftover in self.directory.glob(".tmp-*-*"):
             if not leftover.name.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
@@ -120,6 +181,17 @@ class CheckpointStorage:
             raise CheckpointError(f"checkpoint {str(where)!r} is unreadable: {exc}") from exc
         if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
             raise CheckpointError(f"checkpoint {str(where)!r} is corrupted: checksum mismatch")
+        for name, expected in meta.get("files", {}).items():
+            stored = where / name
+            if (
+                not stored.is_file()
+                or stored.stat().st_size != expected["size"]
+                or _sha256_of(stored) != expected["sha256"]
+            ):
+                raise CheckpointError(
+                    f"checkpoint {str(where)!r} is corrupted: state file {name!r} is missing "
+                    "or does not match its checksum"
+                )
         try:
             payload = pickle.loads(data)
         except Exception as exc:
@@ -127,9 +199,8 @@ class CheckpointStorage:
         return LoadedCheckpoint(int(meta["checkpoint_id"]), where, payload)
 
     def latest(self) -> LoadedCheckpoint | None:
-        """The newest checkpoint that verifies; older ones are tried when newer are damaged."""
-        for checkpoint_id in reversed(self._complete_ids()):
-            path = self.directory / f"chk-{checkpoint_id}"
+        """The newest checkpoint or savepoint that verifies (older ones if it is damaged)."""
+        for path in self._snapshots_newest_first():
             try:
                 return self.load(path)
             except CheckpointError as exc:

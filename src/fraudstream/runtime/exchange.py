@@ -125,3 +125,8 @@ class ExchangeOutput:
         """Every downstream instance learns this sender ended."""
         for target in self.targets:
             target.end()
+
+    def barrier(self, checkpoint_id: int) -> None:
+        """Every downstream instance gets every checkpoint barrier."""
+        for target in self.targets:
+            target.barrier(checkpoint_id)

@@ -13,10 +13,15 @@ import copy
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import CheckpointError, ConfigurationError
-from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint
+from fraudstream.runtime.checkpoints import (
+    STAGING,
+    CheckpointStorage,
+    LoadedCheckpoint,
+    state_files_of,
+)
 from fraudstream.runtime.clock import Clock
 from fraudstream.runtime.exchange import ExchangeOutput
 from fraudstream.runtime.executor import LocalExecutor
@@ -26,6 +31,9 @@ from fraudstream.runtime.operators.process import UserFunctionOperator
 from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
 from fraudstream.runtime.operators.sources import SourceOperator
 from fraudstream.runtime.plan import JobPlan, reachable, resolve_edges
+
+if TYPE_CHECKING:
+    from fraudstream.runtime.workers import ProcessCoordinator
 
 __all__ = ["JobRunner"]
 
@@ -49,6 +57,8 @@ class JobRunner:
         state_backend: str,
         job_parameters: dict[str, str],
         restore_from: str | None,
+        state_dir: str | None = None,
+        worker_processes: int = 1,
     ) -> None:
         self.nodes = reachable(nodes)
         self.name = name
@@ -66,10 +76,25 @@ class JobRunner:
         self.state_backend = state_backend
         self.job_parameters = job_parameters
         self.restore_from = restore_from
+        self.state_dir = state_dir
+        self.worker_processes = worker_processes
+        self.restore_dir: str | None = None
         self.cancelled = False
         self.executor: LocalExecutor | None = None
         self.plan: JobPlan | None = None
         self.coordinator: CheckpointCoordinator | None = None
+        self.processes: ProcessCoordinator | None = None
+        self._instances: dict[int, list[Operator]] = {}
+
+    @property
+    def instances_by_node(self) -> dict[int, list[Operator]]:
+        """The compiled instances of every physical transformation, by node id."""
+        return self._instances
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes run the job (1: everything in this process)."""
+        return max(1, min(self.worker_processes, self.parallelism))
 
     # -- compiling -----------------------------------------------------------------------------
     def instances(self, node: Transformation) -> int:
@@ -81,10 +106,10 @@ class JobRunner:
 
     def compile(self) -> JobPlan:
         """Every instance of every operator, wired."""
-        state_dir = None
-        if self.state_backend == "rocksdb":
-            base = self.checkpoint_config.storage_dir or ".fraudstream-state"
-            state_dir = str(Path(base) / "rocksdb" / self.job_id)
+        state_dir = self.state_dir
+        snapshot_dir = None
+        if self.checkpoint_config.storage_dir:
+            snapshot_dir = str(Path(self.checkpoint_config.storage_dir) / STAGING)
         instances: dict[int, list[Operator]] = {}
         operators: list[Operator] = []
         sources: list[SourceOperator] = []
@@ -109,6 +134,8 @@ class JobRunner:
                     job_parameters=self.job_parameters,
                     state_backend=self.state_backend,
                     state_dir=state_dir,
+                    snapshot_dir=snapshot_dir,
+                    final_checkpoint=snapshot_dir is not None,
                 )
                 made.append(operator)
                 operators.append(operator)
@@ -161,20 +188,11 @@ class JobRunner:
     def _prepare(self) -> LocalExecutor:
         plan = self.compile()
         self.plan = plan
-        storage = None
-        if self.checkpoint_config.storage_dir:
-            storage = CheckpointStorage(
-                self.checkpoint_config.storage_dir, self.checkpoint_config.retained
-            )
-        if self.restore_from:
-            if storage is None and self.restore_from == "latest":
-                raise CheckpointError("restoring from 'latest' needs a checkpoint directory")
-            loaded = (
-                storage.resolve(self.restore_from)
-                if storage is not None
-                else CheckpointStorage.load(self.restore_from)
-            )
+        storage, loaded = self._storage_and_checkpoint()
+        if loaded is not None:
             self._restore(loaded)
+        if storage is not None:
+            storage.clear_staging()
         if self.checkpoint_interval_ms > 0 or storage is not None:
             self.coordinator = CheckpointCoordinator(
                 storage, self.checkpoint_interval_ms, self.clock.now_ms(), self
@@ -184,6 +202,10 @@ class JobRunner:
 
     def _restore(self, loaded: LoadedCheckpoint) -> None:
         states: dict[str, list[Any]] = loaded.payload["operators"]
+        self.restore_dir = str(loaded.path)
+        for ops in self._instances.values():
+            for op in ops:
+                op.task.restore_dir = self.restore_dir
         old_parallelism = loaded.payload.get("parallelism", 1)
         known = set()
         for _node_id, ops in self._instances.items():
@@ -215,8 +237,56 @@ class JobRunner:
                 "have; give operators the same uid(...) as when the checkpoint was taken"
             )
 
+    def restore(self, loaded: LoadedCheckpoint) -> None:
+        """Give every compiled instance its state from ``loaded`` (before ``open``)."""
+        self._restore(loaded)
+
+    def _storage_and_checkpoint(self) -> tuple[CheckpointStorage | None, LoadedCheckpoint | None]:
+        storage = None
+        if self.checkpoint_config.storage_dir:
+            storage = CheckpointStorage(
+                self.checkpoint_config.storage_dir, self.checkpoint_config.retained
+            )
+        loaded = None
+        if self.restore_from:
+            if storage is None and self.restore_from == "latest":
+                raise CheckpointError("restoring from 'latest' needs a checkpoint directory")
+            if storage is not None and self.restore_from == "latest":
+                loaded = storage.latest()
+                if loaded is None:
+                    # A supervisor restarts with --from-checkpoint latest whenever the job
+                    # died, also before its first checkpoint: then it starts afresh.
+                    log.warning(
+                        "no complete checkpoint in %r yet; the job starts from the beginning",
+                        str(storage.directory),
+                    )
+                return storage, loaded
+            loaded = (
+                storage.resolve(self.restore_from)
+                if storage is not None
+                else CheckpointStorage.load(self.restore_from)
+            )
+        return storage, loaded
+
+    def _run_in_workers(self) -> None:
+        from fraudstream.runtime.workers import ProcessCoordinator
+
+        storage, loaded = self._storage_and_checkpoint()
+        # Compile here too: a job that does not match its checkpoint fails before forking.
+        self.plan = self.compile()
+        if loaded is not None:
+            self._restore(loaded)
+        if storage is not None:
+            storage.clear_staging()
+        self.processes = ProcessCoordinator(self, self.workers)
+        if not self.cancelled:
+            self.processes.run(storage, loaded)
+
     def run(self) -> None:
-        """Run to the end."""
+        """Run to the end (in worker processes when configured with more than one)."""
+        if self.workers > 1:
+            self._run_in_workers()
+            return
         executor = self._prepare()
         if self.cancelled:
             executor.cancelled = True
@@ -239,6 +309,8 @@ class JobRunner:
             self.stop_stepwise()
             raise
         if not more:
+            if self.coordinator is not None and not self.cancelled:
+                self.coordinator.on_finished(self.executor.plan)
             self.stop_stepwise()
         return more
 
@@ -257,14 +329,36 @@ class JobRunner:
 
     def savepoint_and_stop(self) -> None:
         """Take a savepoint at the next round, then stop."""
-        if self.coordinator is None:
+        self.request_savepoint(stop=True)
+
+    def request_savepoint(self, stop: bool = False) -> None:
+        """Take a savepoint (``savepoint-<id>`` in the checkpoint directory) soon."""
+        if not self.checkpoint_config.storage_dir:
             raise CheckpointError("savepoints need a checkpoint directory")
-        self.coordinator.savepoint_requested = True
-        self.coordinator.stop_after_savepoint = True
+        target: Any = self.processes if self.processes is not None else self.coordinator
+        if target is None:
+            raise CheckpointError("the job has not started yet; ask again once it runs")
+        target.savepoint_requested = True
+        if stop:
+            target.stop_after_savepoint = True
+
+    def checkpoint_stats(self) -> dict[str, Any]:
+        """Completed checkpoints, last duration (ms), size (bytes) and path."""
+        source: Any = self.processes if self.processes is not None else self.coordinator
+        if source is None:
+            return {"completed": 0, "last_duration_ms": 0, "last_size": 0, "last_path": None}
+        return {
+            "completed": source.completed,
+            "last_duration_ms": source.last_duration_ms,
+            "last_size": source.last_size,
+            "last_path": None if source.last_path is None else str(source.last_path),
+        }
 
     def counters(self) -> dict[str, int]:
         """Records read per source and written per sink."""
         out: dict[str, int] = {}
+        if self.processes is not None:
+            return dict(self.processes.counters)
         if self.plan is None:
             return out
         for op in self.plan.operators:
@@ -303,6 +397,7 @@ class CheckpointCoordinator:
         self.last_completed_ms: int | None = None
         self.last_duration_ms = 0
         self.last_size = 0
+        self.last_path: Path | None = None
         self.completed = 0
 
     def maybe_checkpoint(self, plan: JobPlan, now_ms: int) -> None:
@@ -327,24 +422,23 @@ class CheckpointCoordinator:
         for operator in plan.operators:
             if isinstance(operator, ConnectorSinkOperator) and not operator.finished:
                 operator.prepare_checkpoint(checkpoint_id)
-        states: dict[str, list[Any]] = {}
-        for operator in plan.operators:
-            states.setdefault(operator.uid, []).append(operator.snapshot_state())
         path = None
         if self.storage is not None:
+            states: dict[str, list[Any]] = {}
+            for operator in plan.operators:
+                states.setdefault(operator.uid, []).append(operator.snapshot_state())
             payload = {
                 "checkpoint_id": checkpoint_id,
                 "parallelism": self.runner.parallelism,
                 "max_parallelism": self.runner.max_parallelism,
                 "operators": states,
             }
-            path = self.storage.write(checkpoint_id, payload, savepoint)
+            path = self.storage.write(checkpoint_id, payload, savepoint, state_files_of(states))
+            self.last_path = path
             self.last_size = sum(f.stat().st_size for f in path.iterdir())
         for operator in plan.operators:
             notify = getattr(operator, "notify_checkpoint_complete", None)
-            if notify is not None and not (
-                isinstance(operator, ConnectorSinkOperator) and operator.finished
-            ):
+            if notify is not None:
                 notify(checkpoint_id)
         self.completed += 1
         self.last_completed_ms = now_ms
@@ -352,4 +446,6 @@ class CheckpointCoordinator:
         return path
 
     def on_finished(self, plan: JobPlan) -> None:
-        """Nothing more to checkpoint: sinks committed at end of input."""
+        """Every operator finished: the final checkpoint, on which sinks commit the rest."""
+        if self.storage is not None:
+            self.checkpoint(plan, self.runner.clock.now_ms())

@@ -30,21 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from fraudstream.common import WatermarkStrategy
+from fraudstream.connectors.codecs import transaction_to_json_dict
+from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.connectors.inprocess import CallbackSink, QueueSource
+from fraudstream.connectors.sqlite import AlertStore
 from fraudstream.datastream import JobClient, StreamExecutionEnvironment
 from fraudstream.exceptions import ConfigurationError, RuleValidationError
+from fraudstream.fraud.rules import Rule, RuleBook, build_rules_job, parse_rule
 from fraudstream.fraud.transaction import Transaction
-from fraudstream.service._standin import (
-    AlertStore,
-    Rule,
-    RuleBook,
-    TransactionGenerator,
-    build_rules_job,
-    parse_rule,
-    transaction_to_json_dict,
-)
+from fraudstream.service.demo_metrics import demo_metric_samples
 from fraudstream.service.hubs import Hub
-from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter
+from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter, nearest_rank
 
 __all__ = ["MAX_SPEED", "DemoEngine", "RuleNotFoundError", "default_rules", "exact_ids"]
 
@@ -62,7 +58,7 @@ ID_FIELDS = ("transactionId", "payeeId", "beneficiaryId", "ruleId")
 
 _ACTOR_DEFAULT = "demo"
 
-#: Name prefixes of completed checkpoints and savepoints in the checkpoint directory.
+#: Name prefixes of checkpoints (``DIR/chk-N``) and savepoints (``DIR/savepoints/...``).
 _SNAPSHOTS = ("chk-", "savepoint-")
 
 
@@ -111,6 +107,8 @@ class DemoEngine:
             and a final one at :meth:`stop`; ``None`` runs without checkpoints.
         recent_capacity: how many recent transactions are kept for backtests.
         load_defaults: load the demo's four rules on first start.
+        stream_interval: seconds between two WebSocket messages of the transactions and
+            alerts streams (each message carries everything sampled since the last).
         clock: monotonic seconds, for rates.
     """
 
@@ -123,6 +121,7 @@ class DemoEngine:
         checkpoint_interval_ms: int | None = None,
         recent_capacity: int = 20_000,
         load_defaults: bool = True,
+        stream_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 <= rate <= MAX_SPEED:
@@ -140,7 +139,8 @@ class DemoEngine:
         )
         if load_defaults:
             self._load_defaults_once()
-        self.generator = TransactionGenerator(seed=seed, rate=rate or 1.0)
+        # Wall-clock event times: the demo is live, and latency is measured against now.
+        self.generator = TransactionGenerator(seed=seed, rate=float(rate), time="clock")
         self._speed = float(rate)
         self._generating = True
         if rate == 0:
@@ -158,9 +158,9 @@ class DemoEngine:
             "transactions",
             lambda tx: exact_ids(transaction_to_json_dict(tx)),
             inbox_size=50,
-            interval=0.25,
+            interval=stream_interval,
         )
-        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=200, interval=0.25)
+        self.alerts_hub = Hub("alerts", exact_ids, inbox_size=100, interval=stream_interval)
         self.latency_hub = Hub("latency", inbox_size=20, interval=0.5)
 
         self._rules_queue: QueueSource[Rule] | None = None
@@ -191,30 +191,44 @@ class DemoEngine:
                 return
             env = StreamExecutionEnvironment.get_execution_environment()
             env.set_parallelism(1)
+            restoring = False
             checkpoints = self._checkpoint_dir()
             if checkpoints is not None and self.checkpoint_interval_ms is not None:
                 env.enable_checkpointing(self.checkpoint_interval_ms)
                 env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoints))
-                if self.checkpoint_age_s() is not None:
-                    env.restore_from("latest")
-            self._rules_queue = QueueSource()
-            transactions = env.from_source(
-                self.generator, WatermarkStrategy.no_watermarks(), "transactions"
-            ).uid("transactions")
-            rules = env.from_source(
-                self._rules_queue, WatermarkStrategy.no_watermarks(), "rules"
-            ).uid("rules")
-            streams = build_rules_job(
-                transactions,
-                rules,
-                initial_rules=self.rulebook.list(),
-                out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
-            )
-            transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
-            streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts")
-            streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency")
-            self._client = env.execute_async("fraudstream demo")
+                snapshot = self.newest_snapshot()
+                restoring = snapshot is not None
+                if snapshot is not None:
+                    env.restore_from(str(snapshot))
+            self._build_job(env)
+            self._client = env.execute_async(self.job_name)
             self.started_at = time.time()
+            if restoring:
+                # The checkpoint's rules may predate the last changes (a crash after a rule
+                # change and before the next checkpoint); the rule book is the truth.
+                self.push_rules()
+
+    #: Name of the job in logs and checkpoints.
+    job_name = "fraudstream demo"
+
+    def _build_job(self, env: StreamExecutionEnvironment) -> None:
+        """Declare the job: generator -> rules job (rules from the queue) -> the web's sinks."""
+        self._rules_queue = QueueSource()
+        transactions = env.from_source(
+            self.generator, WatermarkStrategy.no_watermarks(), "transactions"
+        ).uid("transactions")
+        rules = env.from_source(self._rules_queue, WatermarkStrategy.no_watermarks(), "rules").uid(
+            "rules"
+        )
+        streams = build_rules_job(
+            transactions,
+            rules,
+            initial_rules=self.rulebook.list(),
+            out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+        )
+        transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
+        streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts")
+        streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the job (after a final checkpoint when checkpointing is on) and wait for it."""
@@ -256,8 +270,10 @@ class DemoEngine:
         self.transactions_hub.publish_many(batch)
 
     def _on_alerts(self, batch: Sequence[Any]) -> None:
+        self._on_alert_dicts([alert.to_json_dict() for alert in batch])
+
+    def _on_alert_dicts(self, dicts: Sequence[dict[str, Any]]) -> None:
         now_ms = time.time_ns() // 1_000_000
-        dicts = [alert.to_json_dict() for alert in batch]
         self.alert_store.add_many(dicts)
         self.alerts.add(len(dicts))
         self.alert_latency.add_many(
@@ -421,7 +437,9 @@ class DemoEngine:
         return {
             "items": [exact_ids(dict(item)) for item in page.items],
             "nextBefore": page.next_before,
-            "total": self.alert_store.count(),
+            "total": self.alert_store.count(
+                rule_id=rule_id, key=key, since_ms=since_ms, until_ms=until_ms
+            ),
         }
 
     def backtest(self, obj: Mapping[str, Any], max_alerts: int = 100) -> dict[str, Any]:
@@ -461,21 +479,31 @@ class DemoEngine:
         values = sorted(self._chart_latency.drain())
         if not values:
             return None
-        last = len(values) - 1
         return {
             "t": time.time_ns() // 1_000_000,
-            "p50": values[round(0.5 * last)],
-            "p99": values[round(0.99 * last)],
+            "p50": nearest_rank(values, 0.5),
+            "p99": nearest_rank(values, 0.99),
             "count": len(values),
         }
 
-    def checkpoint_age_s(self) -> float | None:
-        """Seconds since the newest completed checkpoint, if any."""
+    def newest_snapshot(self) -> Path | None:
+        """The newest complete checkpoint or savepoint (the final one taken at stop)."""
         directory = self._checkpoint_dir()
         if directory is None or not directory.is_dir():
             return None
-        times = [p.stat().st_mtime for p in directory.iterdir() if p.name.startswith(_SNAPSHOTS)]
-        return time.time() - max(times) if times else None
+        candidates = [
+            path
+            for folder in (directory, directory / "savepoints")
+            if folder.is_dir()
+            for path in folder.iterdir()
+            if path.name.startswith(_SNAPSHOTS) and (path / "_metadata").is_file()
+        ]
+        return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+    def checkpoint_age_s(self) -> float | None:
+        """Seconds since the newest completed checkpoint or savepoint, if any."""
+        newest = self.newest_snapshot()
+        return time.time() - newest.stat().st_mtime if newest is not None else None
 
     def health(self) -> dict[str, Any]:
         """What ``/api/health`` reports."""
@@ -497,88 +525,4 @@ class DemoEngine:
 
     def metric_samples(self) -> list[MetricSample]:
         """Everything ``/metrics`` exposes."""
-        p50, p99 = self.latency.percentiles(0.5, 0.99)
-        a50, a99 = self.alert_latency.percentiles(0.5, 0.99)
-        samples = [
-            MetricSample(
-                "fraudstream_events_total", "Transactions processed.", "counter", self.events.total
-            ),
-            MetricSample(
-                "fraudstream_events_per_second",
-                "Transactions processed per second (2 s window).",
-                "gauge",
-                self.events.per_second(),
-            ),
-            MetricSample(
-                "fraudstream_alerts_total", "Alerts raised.", "counter", self.alerts.total
-            ),
-            MetricSample(
-                "fraudstream_alerts_per_second",
-                "Alerts raised per second (2 s window).",
-                "gauge",
-                self.alerts.per_second(),
-            ),
-            MetricSample(
-                "fraudstream_dead_letters_total",
-                "Records that failed to parse or validate.",
-                "counter",
-                self.dead_letters.total,
-            ),
-            MetricSample(
-                "fraudstream_latency_ms",
-                "Processing latency of recent transactions, ms.",
-                "gauge",
-                p50,
-                (("quantile", "0.5"),),
-            ),
-            MetricSample("fraudstream_latency_ms", "", "gauge", p99, (("quantile", "0.99"),)),
-            MetricSample(
-                "fraudstream_alert_latency_ms",
-                "Transaction ingestion to alert, ms.",
-                "gauge",
-                a50,
-                (("quantile", "0.5"),),
-            ),
-            MetricSample("fraudstream_alert_latency_ms", "", "gauge", a99, (("quantile", "0.99"),)),
-            MetricSample(
-                "fraudstream_checkpoint_age_seconds",
-                "Seconds since the last completed checkpoint.",
-                "gauge",
-                self.checkpoint_age_s(),
-            ),
-            MetricSample(
-                "fraudstream_rules", "Rules in the rule book.", "gauge", len(self.list_rules())
-            ),
-            MetricSample(
-                "fraudstream_job_running",
-                "1 while the rules job runs.",
-                "gauge",
-                1.0 if self.job_status() == "RUNNING" else 0.0,
-            ),
-        ]
-        for hub in self.hubs():
-            labels = (("stream", hub.name),)
-            samples += [
-                MetricSample(
-                    "fraudstream_ws_clients",
-                    "Connected WebSocket clients.",
-                    "gauge",
-                    hub.subscriber_count,
-                    labels,
-                ),
-                MetricSample(
-                    "fraudstream_ws_dropped_total",
-                    "Items dropped because a WebSocket client was too slow.",
-                    "counter",
-                    hub.dropped,
-                    labels,
-                ),
-                MetricSample(
-                    "fraudstream_ws_sampled_out_total",
-                    "Items not sent to browsers because the stream was sampled.",
-                    "counter",
-                    hub.sampled_out,
-                    labels,
-                ),
-            ]
-        return samples
+        return demo_metric_samples(self)

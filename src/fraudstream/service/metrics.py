@@ -6,13 +6,14 @@ by its own lock and does O(1) work per recorded batch, so measuring never slows 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["LatencyWindow", "MetricSample", "RateMeter", "render_prometheus"]
+__all__ = ["LatencyWindow", "MetricSample", "RateMeter", "nearest_rank", "render_prometheus"]
 
 
 class RateMeter:
@@ -61,6 +62,17 @@ class RateMeter:
         return count / self.window_s
 
 
+def nearest_rank(ordered: Sequence[float], quantile: float) -> float | None:
+    """The nearest-rank ``quantile`` of sorted values (``None`` for no values).
+
+    That is the smallest value with at least that share of the values at or below it.
+    """
+    if not ordered:
+        return None
+    rank = math.ceil(quantile * len(ordered))
+    return ordered[min(len(ordered), max(rank, 1)) - 1]
+
+
 class LatencyWindow:
     """Recent latency values (ms) in a bounded ring; percentiles over what it holds.
 
@@ -81,10 +93,7 @@ class LatencyWindow:
         """Nearest-rank percentiles (``None`` when nothing was recorded)."""
         with self._lock:
             ordered = sorted(self._values)
-        if not ordered:
-            return [None for _ in quantiles]
-        last = len(ordered) - 1
-        return [ordered[min(last, round(q * last))] for q in quantiles]
+        return [nearest_rank(ordered, q) for q in quantiles]
 
     def drain(self) -> list[float]:
         """Take and forget everything recorded so far (one chart point's worth)."""

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fraudstream.datastream.state import State, StateDescriptor
+from fraudstream.state.files import StateFile
 
 __all__ = ["KeyedStateBackend", "StateSnapshot"]
 
@@ -42,12 +43,20 @@ class KeyedStateBackend(ABC):
         """Names of all registered states."""
 
     @abstractmethod
-    def snapshot(self) -> StateSnapshot:
-        """A consistent copy of all state, independent of later changes."""
+    def snapshot(self) -> StateSnapshot | StateFile:
+        """A consistent copy of all state, independent of later changes.
+
+        In-memory backends return the data; on-disk backends may stream it to a
+        :class:`~fraudstream.state.files.StateFile` and return its descriptor.
+        """
 
     @abstractmethod
-    def restore(self, snapshot: StateSnapshot, keep: Callable[[Any], bool]) -> None:
-        """Load ``snapshot``, keeping only keys for which ``keep(key)`` is true."""
+    def restore(self, snapshot: StateSnapshot | StateFile, keep: Callable[[Any], bool]) -> None:
+        """Load ``snapshot``, keeping only keys for which ``keep(key)`` is true.
+
+        Every backend loads both forms, so a checkpoint taken with one backend
+        restores into the other.
+        """
 
     @abstractmethod
     def clear_all(self) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fraudstream.connectors.base import DeadLetter, ReaderContext, Source, SourceReader
+from fraudstream.connectors.codecs import DEFAULT_MAX_RECORD_BYTES
 from fraudstream.connectors.kafka._admin import (
     DEFAULT_QUIET_MS,
     REQUEST_TIMEOUT_S,
@@ -22,8 +23,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("fraudstream.kafka")
 
-#: Records larger than this go to the dead letters (1 MiB, Kafka's default message limit).
-DEFAULT_MAX_BYTES = 1 << 20
+#: Records larger than this go to the dead letters (the codecs' limit, 64 KiB).
+DEFAULT_MAX_BYTES = DEFAULT_MAX_RECORD_BYTES
 
 
 class KafkaSource(Source[T]):

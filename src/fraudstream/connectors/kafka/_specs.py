@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
-from fraudstream.connectors.base import DeadLetter
+from fraudstream.connectors import codecs
 from fraudstream.connectors.kafka._admin import DEFAULT_QUIET_MS, create_topic
 from fraudstream.connectors.kafka._sink import KafkaSink
 from fraudstream.connectors.kafka._source import DEFAULT_MAX_BYTES, KafkaSource
 from fraudstream.exceptions import ConfigurationError, InvalidRecordError
-from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
 
 __all__ = ["sink_from_spec", "source_from_spec"]
 
@@ -50,67 +49,16 @@ def _ensure_topic(spec: Any, bootstrap: str, topic: str) -> None:
         create_topic(bootstrap, topic, partitions)
 
 
-def _deserializer(role: str) -> Callable[[bytes], Any]:
+def _deserializer(role: str, max_bytes: int) -> Callable[[bytes], Any]:
     if role == "transactions":
-        return _codecs().decode_transaction_json  # type: ignore[no-any-return]
+        return functools.partial(codecs.decode_transaction_json, max_bytes=max_bytes)
     if role == "rules":
-        import importlib
-
-        return _rule_decoder(importlib.import_module("fraudstream.fraud.rules").parse_rule)
+        return _decode_rule
     if role in ("alerts", "json"):
         return _json_decoder
     raise ConfigurationError(
         f"a Kafka source cannot read {role!r}; expected transactions, rules or alerts"
     )
-
-
-def _codecs() -> Any:
-    """The shared JSON codecs (``fraudstream.connectors.codecs``)."""
-    import importlib
-
-    try:
-        return importlib.import_module("fraudstream.connectors.codecs")
-    except ModuleNotFoundError:  # TODO(kafka): drop once codecs lands on main
-        return _InterimCodecs
-
-
-class _InterimCodecs:
-    """Transaction and alert JSON until ``fraudstream.connectors.codecs`` exists."""
-
-    @staticmethod
-    def decode_transaction_json(raw: bytes) -> Any:
-        try:
-            obj = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InvalidRecordError(f"not valid JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise InvalidRecordError("a transaction must be a JSON object")
-        values: list[Any] = []
-        for name in TRANSACTION_FIELDS:
-            value = obj.get(name)
-            if name == "paymentType":
-                if value not in ("CSH", "CRD"):
-                    raise InvalidRecordError(f"paymentType {value!r} is not CSH or CRD")
-            elif name == "paymentAmount":
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise InvalidRecordError(f"paymentAmount {value!r} is not a number")
-                if not math.isfinite(value) or value < 0:
-                    raise InvalidRecordError(f"paymentAmount {value!r} is not a finite amount")
-                value = float(value)
-            elif isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidRecordError(f"{name} {value!r} is missing or not an integer")
-            values.append(value)
-        return Transaction(*values)
-
-    @staticmethod
-    def encode_transaction_json(tx: Any) -> bytes:
-        return json.dumps(dict(zip(TRANSACTION_FIELDS, tx)), separators=(",", ":")).encode()
-
-    @staticmethod
-    def to_json_bytes(record: Any) -> bytes:
-        if hasattr(record, "to_json_dict"):
-            record = record.to_json_dict()
-        return json.dumps(record, separators=(",", ":")).encode()
 
 
 def _json_decoder(raw: bytes) -> Any:
@@ -120,16 +68,15 @@ def _json_decoder(raw: bytes) -> Any:
         raise InvalidRecordError(f"not valid JSON: {exc}") from None
 
 
-def _rule_decoder(parse_rule: Callable[[Any], Any]) -> Callable[[bytes], Any]:
+def _decode_rule(raw: bytes) -> Any:
+    """A rule (JSON); a refused rule is an invalid record with its field errors."""
     from fraudstream.exceptions import RuleValidationError
+    from fraudstream.fraud.rules import parse_rule
 
-    def decode(raw: bytes) -> Any:
-        try:
-            return parse_rule(raw)
-        except RuleValidationError as exc:
-            raise InvalidRecordError(str(exc)) from None
-
-    return decode
+    try:
+        return parse_rule(raw)
+    except RuleValidationError as exc:
+        raise InvalidRecordError(str(exc)) from None
 
 
 def _record_key(record: Any) -> bytes | str | int | None:
@@ -147,13 +94,15 @@ def source_from_spec(spec: Any, role: str) -> KafkaSource[Any]:
     bootstrap, topic = _bootstrap_and_topic(spec)
     _ensure_topic(spec, bootstrap, topic)
     start = spec.option("start", "earliest")
+    max_bytes = spec.int_option("max-bytes", DEFAULT_MAX_BYTES, minimum=1)
+    assert max_bytes is not None
     return KafkaSource(
         bootstrap,
         topic,
-        _deserializer(role),
+        _deserializer(role, max_bytes),
         group_id=spec.option("group"),
         start=start,
-        max_bytes=spec.int_option("max-bytes", DEFAULT_MAX_BYTES, minimum=1),
+        max_bytes=max_bytes,
         bounded=_bool_option(spec, "bounded"),
         quiet_ms=spec.int_option("quiet-ms", DEFAULT_QUIET_MS, minimum=0),
     )
@@ -164,14 +113,11 @@ def sink_from_spec(spec: Any, role: str) -> KafkaSink[Any]:
 
     ``partitions=N`` creates the topic when it does not exist yet.
     """
-    codecs = _codecs()
     _check_options(spec, _SINK_OPTIONS)
     bootstrap, topic = _bootstrap_and_topic(spec)
     _ensure_topic(spec, bootstrap, topic)
     serializer: Callable[[Any], bytes]
-    if role == "dead-letters":
-        serializer = _dead_letter_bytes
-    elif role == "transactions":
+    if role == "transactions":
         serializer = codecs.encode_transaction_json
     else:
         serializer = codecs.to_json_bytes
@@ -183,7 +129,3 @@ def sink_from_spec(spec: Any, role: str) -> KafkaSink[Any]:
         transactional_id_prefix=spec.option("transactional-id") or f"fraudstream.{role}.{topic}",
         delivery=spec.option("delivery", "exactly-once"),
     )
-
-
-def _dead_letter_bytes(record: DeadLetter) -> bytes:
-    return json.dumps(record.to_json_dict(), separators=(",", ":")).encode()

@@ -31,6 +31,12 @@ class TaskInfo:
     job_parameters: dict[str, str] = field(default_factory=dict)
     state_backend: str = "memory"
     state_dir: str | None = None
+    #: where on-disk backends write state files for a checkpoint (None: in memory)
+    snapshot_dir: str | None = None
+    #: the directory of the checkpoint being restored (state files are relative to it)
+    restore_dir: str | None = None
+    #: a final checkpoint follows the end of input (sinks commit their last seal on it)
+    final_checkpoint: bool = False
 
 
 class Channel:
@@ -98,6 +104,11 @@ class Output:
         """Tell every consumer this output has ended."""
         for channel in self._all():
             channel.end()
+
+    def barrier(self, checkpoint_id: int) -> None:
+        """Forward a checkpoint barrier to every consumer (worker processes only)."""
+        for channel in self._all():
+            channel.barrier(checkpoint_id)  # type: ignore[attr-defined]
 
 
 class Operator:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.datastream.time_domain import TimeDomain
 from fraudstream.runtime.keygroups import assign_to_key_group, key_group_range
 from fraudstream.runtime.operators.base import Operator
 from fraudstream.runtime.operators.emit import BatchCollector
 from fraudstream.runtime.timers import TimerQueue
-from fraudstream.state.base import KeyedStateBackend
+from fraudstream.state.files import StateFile
+
+if TYPE_CHECKING:  # the state package imports the datastream API, which imports this
+    from fraudstream.state.base import KeyedStateBackend
 
 __all__ = ["KeyedSupport", "create_backend"]
 
@@ -17,6 +20,16 @@ __all__ = ["KeyedSupport", "create_backend"]
 def create_backend(operator: Operator) -> KeyedStateBackend:
     """The state backend the job is configured with, for one keyed operator instance."""
     task = operator.task
+    if task.state_backend == "rocksdb":
+        from fraudstream.state.rocksdb import RocksDBKeyedStateBackend
+
+        return RocksDBKeyedStateBackend(
+            directory=task.state_dir,
+            max_parallelism=task.max_parallelism,
+            key_groups=key_group_range(task.subtask_index, task.max_parallelism, task.parallelism),
+            clock_ms=task.clock_ms,
+            snapshot_dir=task.snapshot_dir,
+        )
     from fraudstream.state.memory import HeapKeyedStateBackend
 
     return HeapKeyedStateBackend(task.clock_ms)
@@ -44,7 +57,10 @@ class KeyedSupport(Operator):
         self.backend = create_backend(self)
         keep = self.owns_key
         for snapshot in self._restored:
-            self.backend.restore(snapshot["state"], keep)
+            state = snapshot["state"]
+            if isinstance(state, StateFile):
+                state = state.located_in(self.task.restore_dir or ".")
+            self.backend.restore(state, keep)
             self.event_timers.restore(snapshot["event_timers"], keep)
             self.processing_timers.restore(snapshot["processing_timers"], keep)
         self._restored = []
@@ -52,6 +68,14 @@ class KeyedSupport(Operator):
     def backend_or_none(self) -> Any:
         """The keyed state backend."""
         return self.backend
+
+    def close(self) -> None:
+        """Close the operator, then its state backend."""
+        try:
+            super().close()
+        finally:
+            if self.backend is not None:
+                self.backend.close()
 
     def owns_key(self, key: Any) -> bool:
         """Whether ``key`` belongs to this instance's key groups."""

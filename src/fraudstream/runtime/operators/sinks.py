@@ -38,6 +38,7 @@ class ConnectorSinkOperator(Operator):
         self.writer: SinkWriter[Any] | None = None
         self._pending: dict[int, Any] = {}
         self._restored: list[Any] = []
+        self._final: Any = None
         self.records_in = 0
 
     def open(self) -> None:
@@ -75,7 +76,10 @@ class ConnectorSinkOperator(Operator):
 
     def snapshot_state(self) -> Any:
         """Sealed but not yet committed committables."""
-        return {"committables": list(self._pending.values())}
+        sealed = list(self._pending.values())
+        if self._final is not None:
+            sealed.append(self._final)
+        return {"committables": sealed}
 
     def restore_state(self, state: Any) -> None:
         """Committables to commit again when opening."""
@@ -84,16 +88,32 @@ class ConnectorSinkOperator(Operator):
                 self._restored.extend(snapshot["committables"])
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Phase 2: commit everything sealed up to this checkpoint."""
+        """Phase 2: commit everything sealed up to this checkpoint (and the final seal)."""
         assert self.writer is not None
         ready = sorted(c for c in self._pending if c <= checkpoint_id)
-        if ready:
-            self._guard(self.writer.commit, [self._pending.pop(c) for c in ready])
+        committables = [self._pending.pop(c) for c in ready]
+        if self.finished and self._final is not None:
+            committables.append(self._final)
+            self._final = None
+        if committables:
+            self._guard(self.writer.commit, committables)
+        if self.finished:
+            self._guard(self.writer.flush)
 
     def finish(self) -> None:
-        """End of input: seal and commit the rest."""
+        """End of input: seal the rest; commit it now, or after the final checkpoint.
+
+        With checkpoint storage, the job takes a final checkpoint once every operator has
+        finished and the seal is committed when it completes: a job restarted from its
+        latest checkpoint after it ended then finds its sources at their end and its
+        output complete, instead of replaying the tail.
+        """
         assert self.writer is not None
         final = self._guard(self.writer.prepare_commit, 2**62)
+        if self.task.final_checkpoint and self.exactly_once:
+            self._final = final
+            super().finish()
+            return
         committables = [self._pending.pop(c) for c in sorted(self._pending)]
         if final is not None:
             committables.append(final)

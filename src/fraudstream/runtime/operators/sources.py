@@ -273,7 +273,7 @@ class SourceOperator(Operator):
         dead = list(self._dead)
         self._dead.clear()  # in place: the reader's context holds this very list's append
         self.dead_letters += len(dead)
-        self.out.emit_side(DEAD_LETTER_TAG_ID, list(dead), None)
+        self.out.emit_side(DEAD_LETTER_TAG_ID, dead, None)
 
     def _end(self) -> None:
         self.ended = True

@@ -5,7 +5,7 @@
 const $ = (sel) => document.querySelector(sel);
 const MAX_TX_ROWS = 25;
 const MAX_ALERTS = 100;
-const LIST_RATE_LIMIT = 60; // above this many tx/s the list shows a sample under an overlay
+const LIST_RATE_LIMIT = 150; // above this many tx/s the list shows a sample under an overlay
 const SAMPLES = [
   { name: "big spender: sum of payments per payee > 5000 in 10 min", rule: {
     ruleId: "101", ruleState: "ACTIVE", groupingKeyNames: ["payeeId"], aggregateFieldName: "paymentAmount",
@@ -90,7 +90,7 @@ function showGenerator(g) {
 
 // ---- transactions ------------------------------------------------------------------------------
 const txBody = $("#tx-list");
-const fmtTime = (ms) => new Date(ms).toLocaleTimeString();
+const fmtTime = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
 function addTransactions(items) {
   const rows = document.createDocumentFragment();
   for (const tx of items.slice(-MAX_TX_ROWS)) {
@@ -140,7 +140,9 @@ function ruleCard(rule) {
   head.append(idEl, badge, version);
   const sentence = document.createElement("div");
   sentence.className = "sentence";
-  sentence.textContent = rule.description;
+  // The card shows id, version and state already; keep the sentence itself.
+  const text = String(rule.description).replace(/^Rule \d+ \([^)]*\):\s*/, "");
+  sentence.textContent = text.charAt(0).toUpperCase() + text.slice(1);
   const actions = document.createElement("div");
   actions.className = "actions";
   const toggle = button(rule.ruleState === "ACTIVE" ? "pause" : "resume", async () => {

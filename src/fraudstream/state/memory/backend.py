@@ -9,6 +9,7 @@ from typing import Any
 from fraudstream.datastream.state import State, StateDescriptor
 from fraudstream.exceptions import ConfigurationError
 from fraudstream.state.base import KeyedStateBackend, StateSnapshot
+from fraudstream.state.files import StateFile, read_state_file
 from fraudstream.state.memory import states, ttl_states
 
 __all__ = ["HeapKeyedStateBackend"]
@@ -69,15 +70,30 @@ class HeapKeyedStateBackend(KeyedStateBackend):
         """Names of all registered or restored states."""
         return list(self._tables)
 
-    def snapshot(self) -> StateSnapshot:
+    def snapshot(self) -> StateSnapshot | StateFile:
         """A deep copy of all tables (pickled round trip keeps user objects independent)."""
         kinds = {name: d.kind for name, d in self._descriptors.items()}
         data = {name: (kinds.get(name, "value"), table) for name, table in self._tables.items()}
         copy: StateSnapshot = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
         return copy
 
-    def restore(self, snapshot: StateSnapshot, keep: Callable[[Any], bool]) -> None:
-        """Load the keys of ``snapshot`` that ``keep`` accepts, into the existing tables."""
+    def restore(self, snapshot: StateSnapshot | StateFile, keep: Callable[[Any], bool]) -> None:
+        """Load the keys of ``snapshot`` that ``keep`` accepts, into the existing tables.
+
+        ``snapshot`` may be a state file an on-disk backend wrote: its entries are
+        read one at a time.
+        """
+        if isinstance(snapshot, StateFile):
+            tables = {
+                number.to_bytes(2, "big"): self._tables.setdefault(name, {})
+                for number, (name, _kind) in snapshot.states.items()
+            }
+            loads = pickle.loads
+            for raw_key, raw_value in read_state_file(snapshot):
+                key = loads(raw_key[4:])
+                if keep(key):
+                    tables[raw_key[:2]][key] = loads(raw_value)
+            return
         for name, (_kind, table) in snapshot.items():
             target = self._tables.setdefault(name, {})
             for key, value in table.items():

@@ -1,23 +1,8 @@
-"""JSON-lines and CSV files: sources (bounded or following a growing file) and sinks.
-
-A file source reads whole lines; its position is the byte offset of the next line, so a
-restored job continues exactly after the last line of its checkpoint. Each line is
-decoded for the source's *role*: transactions (validated, see
-:mod:`fraudstream.connectors.codecs`), rules (``fraudstream.fraud.rules.parse_rule``) or
-plain JSON objects / CSV rows. A line that fails goes to the dead letters with its raw
-bytes, the reason and ``offset N``; blank lines are skipped.
-
-With ``follow=true`` the source does not end at the end of the file: it waits for more
-lines (a line counts once its newline is written), like ``tail -f``. A file is read by
-one reader (``max_parallelism = 1``).
-
-CLI specs: ``jsonl:PATH[,time-field=NAME][,follow=true][,max-bytes=N]`` and
-``csv:PATH[,header=false]...``; sinks ``jsonl:PATH`` and ``csv:PATH``
-(see :mod:`fraudstream.connectors.file_sink`).
-"""
+"""File sources: whole lines from a byte offset, decoded by role; bad lines to dead letters."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -32,18 +17,10 @@ from fraudstream.connectors.codecs import (
     decode_transaction_json,
 )
 from fraudstream.connectors.deadletters import RecordCounters
-from fraudstream.connectors.file_sink import CsvSink, JsonLinesSink
 from fraudstream.exceptions import ConfigurationError, InvalidRecordError, RuleValidationError
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS
 
-__all__ = [
-    "CsvSource",
-    "JsonLinesSource",
-    "csv_sink",
-    "csv_source",
-    "jsonl_sink",
-    "jsonl_source",
-]
+__all__ = ["CsvSource", "JsonLinesSource"]
 
 #: Decodes one line (no line ending) into a record, or raises InvalidRecordError.
 LineDecoder = Callable[[bytes], Any]
@@ -140,7 +117,7 @@ class JsonLinesSource(_LineFileSource):
     def _decoder(self, header: bytes | None) -> LineDecoder:
         max_bytes = self.max_bytes
         if self.role == "transactions":
-            return lambda raw: decode_transaction_json(raw, max_bytes)
+            return functools.partial(decode_transaction_json, max_bytes=max_bytes)
         if self.role == "rules":
             return _rule_decoder(max_bytes)
         return lambda raw: decode_json_object(raw, max_bytes)
@@ -194,7 +171,13 @@ class _LineReader(SourceReader[Any]):
         self._offset = 0
         self._handle: Any = None
         self._decode: LineDecoder | None = None
-        self._time = source._time_extractor()
+        #: Transactions carry their time at a fixed index: read it in bulk after the batch.
+        self._time_index = (
+            TRANSACTION_FIELDS[source.time_field]
+            if source.role == "transactions" and source.time_field is not None
+            else None
+        )
+        self._time = None if self._time_index is not None else source._time_extractor()
         self._timestamps: list[int] = []
         self._dead: Callable[[DeadLetter], None] = lambda letter: None
         self._name = f"{source.kind}:{source.path}"
@@ -267,7 +250,7 @@ class _LineReader(SourceReader[Any]):
             start = offset
             offset += len(line)
             raw = line.rstrip(b"\r\n")
-            if not raw.strip():
+            if not raw or raw.isspace():
                 continue
             try:
                 record = decode(raw)
@@ -277,14 +260,24 @@ class _LineReader(SourceReader[Any]):
                 self._dead_letter(raw, exc.reason, start)
                 bad += 1
                 continue
+            except Exception as exc:  # a decoder bug must not stop the job: keep the record
+                self._dead_letter(raw, f"cannot decode: {type(exc).__name__}: {exc}", start)
+                bad += 1
+                continue
             records.append(record)
         self._offset = offset
-        self._timestamps = timestamps
+        index = self._time_index
+        self._timestamps = timestamps if index is None else [r[index] for r in records]
         self._source.counters.add(len(records), bad)
         if records or bad:
             return records
         if ended and not follow:
             return None
+        if follow and os.fstat(handle.fileno()).st_size < offset:
+            raise ConfigurationError(
+                f"{self._name} shrank below the read position {offset}: it was truncated or "
+                "replaced; start a new job to read it from the beginning"
+            )
         return []
 
     @staticmethod
@@ -302,7 +295,9 @@ class _LineReader(SourceReader[Any]):
         self._dead(DeadLetter(raw, reason, self._name, f"offset {offset}"))
 
     def timestamps(self) -> list[int] | None:
-        return self._timestamps if self._time is not None else None
+        if self._time is None and self._time_index is None:
+            return None
+        return self._timestamps
 
     def snapshot_position(self) -> int:
         return self._offset
@@ -314,80 +309,3 @@ class _LineReader(SourceReader[Any]):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-# -- connector specs -----------------------------------------------------------------------------
-_SOURCE_OPTIONS = {"time-field", "follow", "max-bytes", "header"}
-
-
-def _flag(spec: Any, name: str, default: bool) -> bool:
-    raw = spec.option(name)
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ConfigurationError(f"{spec.text!r}: option {name}={raw!r} must be true or false")
-
-
-def _source_options(spec: Any, allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(set(spec.options) - allowed)
-    if unknown:
-        raise ConfigurationError(
-            f"{spec.text!r}: unknown option(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(allowed))}"
-        )
-    if not spec.target:
-        raise ConfigurationError(
-            f"{spec.text!r}: give a file path, e.g. {spec.scheme}:input.{spec.scheme}"
-        )
-    return {
-        "time_field": spec.option("time-field"),
-        "follow": _flag(spec, "follow", False),
-        "max_bytes": spec.int_option("max-bytes", DEFAULT_MAX_RECORD_BYTES, minimum=1),
-    }
-
-
-def _wrap(spec: Any, build: Callable[[], Any]) -> Any:
-    try:
-        return build()
-    except ConfigurationError as exc:
-        message = str(exc)
-        raise ConfigurationError(
-            message if spec.text in message else f"{spec.text!r}: {message}"
-        ) from None
-
-
-def jsonl_source(spec: Any, role: str) -> JsonLinesSource:
-    """``jsonl:PATH[,time-field=NAME][,follow=true][,max-bytes=N]``."""
-    options = _source_options(spec, _SOURCE_OPTIONS - {"header"})
-    return _wrap(spec, lambda: JsonLinesSource(spec.target, role=role, **options))  # type: ignore[no-any-return]
-
-
-def csv_source(spec: Any, role: str) -> CsvSource:
-    """``csv:PATH[,header=false][,time-field=NAME][,follow=true][,max-bytes=N]``."""
-    options = _source_options(spec, _SOURCE_OPTIONS)
-    header = _flag(spec, "header", True)
-    return _wrap(spec, lambda: CsvSource(spec.target, role=role, header=header, **options))  # type: ignore[no-any-return]
-
-
-def _sink_path(spec: Any) -> str:
-    if spec.options:
-        raise ConfigurationError(f"{spec.text!r}: file sinks take no options")
-    if not spec.target:
-        raise ConfigurationError(
-            f"{spec.text!r}: give a file path, e.g. {spec.scheme}:out.{spec.scheme}"
-        )
-    return str(spec.target)
-
-
-def jsonl_sink(spec: Any, role: str) -> JsonLinesSink:
-    """``jsonl:PATH``: one JSON object per line, exactly once with checkpoints."""
-    return _wrap(spec, lambda: JsonLinesSink(_sink_path(spec)))  # type: ignore[no-any-return]
-
-
-def csv_sink(spec: Any, role: str) -> CsvSink:
-    """``csv:PATH``: a header line, then one row per record, exactly once with checkpoints."""
-    return _wrap(spec, lambda: CsvSink(_sink_path(spec)))  # type: ignore[no-any-return]

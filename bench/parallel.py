@@ -1,0 +1,135 @@
+"""Parallelism in worker processes: the tutorial job, parallelism 2 in 2 processes vs 1.
+
+    python bench/parallel.py [--events N] [--repeat R] [--json FILE]
+
+Every configuration runs the same prebuilt ``(account, timestamp, amount)`` tuples
+(source -> key_by -> FraudDetector -> counting sink) and must find the same number of
+alerts. The source is split over readers by account, so with 2 processes each reads
+half and about half of its records cross to the other process at the ``key_by``.
+Printed: events/s per configuration (best of R, wall time of ``execute`` including
+forking the workers) and the ratio to parallelism 1 (target >= 1.6 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import tutorial_transactions
+from _engine_bench import CountingSink, PartitionedSource
+
+
+def run(data: list[Any], parallelism: int, workers: int) -> tuple[float, int, dict[str, int]]:
+    """Seconds, alerts and counters of one run."""
+    from fraudstream.common import WatermarkStrategy
+    from fraudstream.datastream import StreamExecutionEnvironment
+    from fraudstream.fraud.tutorial import build_tutorial_job
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism).set_worker_processes(workers)
+    source = PartitionedSource(data, parallelism)
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "tx")
+    build_tutorial_job(stream).sink_to(CountingSink()).uid("alerts")
+    started = time.perf_counter()
+    result = env.execute("bench-parallel")
+    elapsed = time.perf_counter() - started
+    counters = result.get_all_accumulator_results()
+    return elapsed, counters["alerts.records_in"], counters
+
+
+def _spin(count: int) -> float:
+    started = time.perf_counter()
+    total = 0
+    for i in range(count):
+        total += i
+    return time.perf_counter() - started
+
+
+def cpu_ceiling(count: int = 10_000_000) -> float:
+    """How much faster 2 processes run a pure Python loop than 1, on this machine now.
+
+    The bound for any 2-process speed-up in the same run: below 2 when the cores are
+    hyperthreads, shared, or busy with other work.
+    """
+    import multiprocessing
+
+    alone = _spin(count)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        started = time.perf_counter()
+        pool.map(_spin, [count, count])
+        both = time.perf_counter() - started
+    return 2 * alone / both
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", help="write the results as JSON to this file")
+    args = parser.parse_args()
+    data = tutorial_transactions(args.events)
+    configurations = [
+        ("parallelism 1, 1 process", 1, 1),
+        ("parallelism 2, 1 process", 2, 1),
+        ("parallelism 2, 2 processes", 2, 2),
+    ]
+    rows = []
+    expected = None
+    for name, parallelism, workers in configurations:
+        best = float("inf")
+        for _ in range(args.repeat):
+            elapsed, alerts, counters = run(data, parallelism, workers)
+            best = min(best, elapsed)
+            if expected is None:
+                expected = alerts
+            if alerts != expected:
+                print(f"MISMATCH: {name} found {alerts} alerts, expected {expected}")
+                return 1
+        crossed = sum(v for k, v in counters.items() if k.endswith(".bytes_sent"))
+        rows.append(
+            {
+                "name": name,
+                "events_per_s": args.events / best,
+                "seconds": best,
+                "bytes_between_workers": crossed,
+            }
+        )
+    base = rows[0]["events_per_s"]
+    ceiling = cpu_ceiling()
+    load = os.getloadavg()[0]
+    print(f"tutorial job, {args.events:,} events, {os.cpu_count()} cores, best of {args.repeat}")
+    print(
+        f"machine ceiling: a pure Python loop runs {ceiling:.2f}x faster in 2 processes "
+        f"than in 1 (load average {load:.1f})"
+    )
+    print(f"{'configuration':<30}{'events/s':>14}{'x p=1':>8}{'MB crossed':>12}")
+    for row in rows:
+        row["ratio"] = row["events_per_s"] / base
+        print(
+            f"{row['name']:<30}{row['events_per_s']:>14,.0f}{row['ratio']:>8.2f}"
+            f"{row['bytes_between_workers'] / 1e6:>12.1f}"
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "events": args.events,
+                    "alerts": expected,
+                    "cpu_ceiling": ceiling,
+                    "load_average": load,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,358 @@
+"""One worker process: its share of the operator instances, driven by a pull loop.
+
+Instance ``i`` of every operator runs in worker ``i % workers``. The worker compiles
+the whole job (so channel numbers agree in every worker), keeps its own instances and
+rewires every channel: to an instance in this worker through a :class:`GatedChannel`,
+to one in another worker through a :class:`RemoteChannel`.
+
+Each round of the loop:
+
+1. takes the messages other workers and the coordinator sent (batches, watermarks,
+   barriers, end of input; checkpoint triggers and completions);
+2. polls every live source of this worker once, unless an operator is aligning a
+   barrier (the sources then wait: what they read would only be buffered);
+3. fires processing-time timers that are due;
+4. sends what is pending for other workers, one message list per worker, when enough
+   records are pending or the round produced nothing (then at once).
+
+Checkpoint ``n`` in a worker: on ``TRIGGER n`` every source snapshots its position
+and injects barrier ``n``; every operator snapshots when aligned (finished operators
+at once); when all have, the worker sends the coordinator its snapshots
+(``ack``). On ``COMPLETE n``, sinks commit what checkpoint ``n`` sealed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pickle
+import signal
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from fraudstream.runtime.checkpoints import LoadedCheckpoint
+from fraudstream.runtime.exchange import ExchangeOutput
+from fraudstream.runtime.operators.base import Channel, Operator
+from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
+from fraudstream.runtime.operators.sources import SourceOperator
+from fraudstream.runtime.workers.alignment import Aligner, GatedChannel
+from fraudstream.runtime.workers.transport import (
+    BARRIER,
+    CANCEL,
+    COMPLETE,
+    DATA,
+    END,
+    EXIT,
+    IDLE,
+    TRIGGER,
+    WATERMARK,
+    Inbox,
+    Outbox,
+    RemoteChannel,
+)
+
+if TYPE_CHECKING:
+    from fraudstream.runtime.job import JobRunner
+
+__all__ = ["WorkerProcess", "worker_main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this worker when the job's process dies (Linux)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class WorkerProcess:
+    """The operators of one worker and the loop that drives them."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        index: int,
+        *,
+        workers: int,
+        queues: list[Any],
+        results: Any,
+        loaded: LoadedCheckpoint | None,
+    ) -> None:
+        self.runner = runner
+        self.index = index
+        self.workers = workers
+        self.results = results
+        self.inbox = Inbox(queues[index])
+        self.outbox = Outbox(queues, self.inbox)
+        plan = runner.compile()
+        if loaded is not None:
+            runner.restore(loaded)
+        self.home: dict[int, tuple[int, int]] = {}
+        for node_id, ops in runner.instances_by_node.items():
+            for op in ops:
+                self.home[id(op)] = (node_id, op.task.subtask_index)
+        self.local = [op for op in plan.operators if self._worker_of(op) == index]
+        self.sources = [op for op in self.local if isinstance(op, SourceOperator)]
+        self.aligners: dict[int, Aligner] = {}
+        self.inbound: dict[tuple[int, int, int], GatedChannel] = {}
+        self._rewire(plan.operators)
+        self.snapshots: dict[int, Any] = {}
+        self.checkpoint_id: int | None = None
+        self.last_acknowledged = 0
+        self.with_state = runner.checkpoint_config.storage_dir is not None
+        self.done_reported = False
+        self.stopping = False
+
+    # -- wiring --------------------------------------------------------------------------------
+    def _worker_of(self, operator: Operator) -> int:
+        return operator.task.subtask_index % self.workers
+
+    def _aligner(self, operator: Operator) -> Aligner:
+        aligner = self.aligners.get(id(operator))
+        if aligner is None:
+            aligner = Aligner(operator, self._snapshot, self._on_finished)
+            self.aligners[id(operator)] = aligner
+        return aligner
+
+    def _replace(self, sender: Operator, channel: Any) -> Any:
+        """What ``sender`` (in this worker) should hold instead of ``channel``."""
+        if isinstance(channel, ExchangeOutput):
+            channel.targets = [self._replace(sender, t) for t in channel.targets]
+            return channel
+        assert isinstance(channel, Channel)
+        target = channel.target
+        node_id, subtask = self.home[id(target)]
+        key = (node_id, subtask, channel.index)
+        if self._worker_of(target) == self.index:
+            return GatedChannel(target, channel.input_no, channel.index, self._aligner(target))
+        return RemoteChannel(self.outbox, self._worker_of(target), key)
+
+    def _rewire(self, everything: list[Operator]) -> None:
+        for operator in everything:
+            channels = list(operator.out.main) + [
+                c for cs in operator.out.side.values() for c in cs
+            ]
+            if self._worker_of(operator) == self.index:
+                operator.out.main = [self._replace(operator, c) for c in operator.out.main]
+                for tag, side in operator.out.side.items():
+                    operator.out.side[tag] = [self._replace(operator, c) for c in side]
+                continue
+            # A sender in another worker: register where its messages arrive here.
+            for channel in channels:
+                targets = channel.targets if isinstance(channel, ExchangeOutput) else [channel]
+                for target_channel in targets:
+                    target = target_channel.target
+                    if self._worker_of(target) != self.index:
+                        continue
+                    node_id, subtask = self.home[id(target)]
+                    key = (node_id, subtask, target_channel.index)
+                    self.inbound[key] = GatedChannel(
+                        target, target_channel.input_no, target_channel.index, self._aligner(target)
+                    )
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _begin(self, checkpoint_id: int) -> bool:
+        """Whether checkpoint ``checkpoint_id`` is (now) in progress in this worker.
+
+        It starts with the coordinator's trigger or with the first barrier from another
+        worker, whichever comes first: the two race.
+        """
+        if self.checkpoint_id != checkpoint_id and checkpoint_id > self.last_acknowledged:
+            self.checkpoint_id = checkpoint_id
+            self.snapshots = {}
+        return self.checkpoint_id == checkpoint_id
+
+    def _snapshot(self, operator: Operator, checkpoint_id: int) -> None:
+        if not self._begin(checkpoint_id) or id(operator) in self.snapshots:
+            return
+        if isinstance(operator, ConnectorSinkOperator) and not operator.finished:
+            operator.prepare_checkpoint(checkpoint_id)
+        state = operator.snapshot_state() if self.with_state else None
+        self.snapshots[id(operator)] = (operator.uid, operator.task.subtask_index, state)
+        if len(self.snapshots) == len(self.local):
+            self._acknowledge()
+
+    def _on_finished(self, operator: Operator) -> None:
+        if self.checkpoint_id is not None:
+            self._snapshot(operator, self.checkpoint_id)
+
+    def _trigger(self, checkpoint_id: int) -> None:
+        if not self._begin(checkpoint_id):
+            return  # barriers from other workers already completed it here
+        for source in self.sources:
+            self._snapshot(source, checkpoint_id)
+            if not source.ended:
+                source.out.barrier(checkpoint_id)
+        for operator in self.local:
+            if operator.finished and not isinstance(operator, SourceOperator):
+                self._snapshot(operator, checkpoint_id)
+        if self.checkpoint_id == checkpoint_id and len(self.snapshots) == len(self.local):
+            self._acknowledge()  # nothing here waits for a barrier (or nothing runs here)
+
+    def _acknowledge(self) -> None:
+        checkpoint_id = self.checkpoint_id
+        assert checkpoint_id is not None
+        states = list(self.snapshots.values())
+        self.last_acknowledged = checkpoint_id
+        self.checkpoint_id = None
+        self.snapshots = {}
+        self.outbox.flush()  # barriers go out before the coordinator can trigger the next
+        self.results.put(("ack", self.index, checkpoint_id, states))
+
+    def _complete(self, checkpoint_id: int) -> None:
+        for operator in self.local:
+            notify = getattr(operator, "notify_checkpoint_complete", None)
+            if notify is not None:
+                notify(checkpoint_id)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _dispatch(self, messages: list[Any]) -> None:
+        inbound = self.inbound
+        for message in messages:
+            kind = message[0]
+            if kind == DATA:
+                inbound[message[1]].push(message[2], message[3])
+            elif kind == WATERMARK:
+                inbound[message[1]].watermark(message[2])
+            elif kind == IDLE:
+                inbound[message[1]].idle(message[2])
+            elif kind == END:
+                inbound[message[1]].end()
+            elif kind == BARRIER:
+                inbound[message[1]].barrier(message[2])
+            elif kind == TRIGGER:
+                self._trigger(message[1])
+            elif kind == COMPLETE:
+                self._complete(message[1])
+            elif kind in (CANCEL, EXIT):
+                self.stopping = True
+
+    def _aligning(self) -> bool:
+        return any(a.pending is not None for a in self.aligners.values())
+
+    def _finished(self) -> bool:
+        return all(op.ended if isinstance(op, SourceOperator) else op.finished for op in self.local)
+
+    def run(self) -> None:
+        """Open this worker's operators and run until told to stop."""
+        clock = self.runner.clock
+        batch_size = self.runner.batch_size
+        active = list(self.sources)
+        opened: list[Operator] = []
+        try:
+            for operator in reversed(self.local):
+                operator.open()
+                opened.append(operator)
+            while not self.stopping:
+                received = False
+                for _ in range(64):
+                    messages = self.inbox.get(None)
+                    if messages is None:
+                        break
+                    received = True
+                    self._dispatch(messages)
+                    if self.stopping:
+                        break
+                if self.stopping:
+                    break
+                produced = 0
+                if active and not self._aligning():
+                    for source in list(active):
+                        count = source.poll(batch_size)
+                        if count < 0:
+                            active.remove(source)
+                        else:
+                            produced += count
+                now = clock.now_ms()
+                next_timer = None
+                for operator in self.local:
+                    due = operator.next_processing_timer()
+                    if due is not None:
+                        if due <= now:
+                            operator.fire_processing_timers(now)
+                            due = operator.next_processing_timer()
+                        if due is not None and (next_timer is None or due < next_timer):
+                            next_timer = due
+                if produced == 0 or self.outbox.due():
+                    # While sources produce, batches for other workers fill up to the
+                    # outbox's threshold (each send wakes the queue's feeder thread, which
+                    # must take the GIL); they go out at once when this worker idles.
+                    self.outbox.flush()
+                if not self.done_reported and self._finished():
+                    self.done_reported = True
+                    self.results.put(("done", self.index, self._counters()))
+                if produced == 0 and not received:
+                    wait = 0.002 if active else 0.05
+                    if next_timer is not None:
+                        wait = max(0.0005, min(wait, (next_timer - now) / 1000))
+                    messages = self.inbox.get(wait)
+                    if messages is not None:
+                        self._dispatch(messages)
+        finally:
+            self.outbox.flush()
+            for operator in opened:
+                with contextlib.suppress(Exception):
+                    operator.close()
+
+    def _counters(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for op in self.local:
+            if isinstance(op, SourceOperator):
+                out[f"{op.uid}.records_out"] = out.get(f"{op.uid}.records_out", 0) + op.records_out
+                out[f"{op.uid}.dead_letters"] = (
+                    out.get(f"{op.uid}.dead_letters", 0) + op.dead_letters
+                )
+            elif isinstance(op, ConnectorSinkOperator):
+                out[f"{op.uid}.records_in"] = out.get(f"{op.uid}.records_in", 0) + op.records_in
+        out[f"worker{self.index}.batches_sent"] = self.outbox.batches_sent
+        out[f"worker{self.index}.bytes_sent"] = self.outbox.bytes_sent
+        return out
+
+
+def _portable(exc: BaseException) -> tuple[bytes | None, str, str, str]:
+    """The failure as the coordinator can rebuild it (pickled when possible)."""
+    operator = getattr(exc, "operator", "") or ""
+    record = getattr(exc, "record", None)
+    data: bytes | None
+    try:
+        data = pickle.dumps(exc)
+        pickle.loads(data)
+    except Exception:
+        data = None
+    shown = "" if record is None else repr(record)
+    return data, f"{type(exc).__name__}: {exc}", str(operator), shown
+
+
+def worker_main(
+    runner: JobRunner,
+    index: int,
+    *,
+    workers: int,
+    queues: list[Any],
+    results: Any,
+    loaded: LoadedCheckpoint | None,
+    parent_pid: int,
+) -> None:
+    """Entry point of a worker process (forked: nothing here is pickled)."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    code = 0
+    try:
+        WorkerProcess(
+            runner, index, workers=workers, queues=queues, results=results, loaded=loaded
+        ).run()
+    except BaseException as exc:
+        data, text, operator, record = _portable(exc)
+        results.put(("failed", index, data, text, operator, record, traceback.format_exc()))
+        code = 1
+    # Leave without the interpreter's teardown: native libraries' static destructors
+    # (RocksDB's thread pools) may wait for threads that only existed in the parent.
+    for inbound in queues:
+        inbound.cancel_join_thread()
+    results.close()
+    results.join_thread()
+    os._exit(code)

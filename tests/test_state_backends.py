@@ -1,0 +1,170 @@
+"""Both keyed state backends behave alike, snapshot alike and load each other's snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fraudstream.common import Time
+from fraudstream.datastream import (
+    ListStateDescriptor,
+    MapStateDescriptor,
+    StateTtlConfig,
+    ValueStateDescriptor,
+)
+from fraudstream.exceptions import CheckpointError
+from fraudstream.runtime.keygroups import assign_to_key_group, key_group_range
+from fraudstream.state import HeapKeyedStateBackend, KeyedStateBackend, StateFile
+from fraudstream.state.rocksdb import RocksDBKeyedStateBackend
+
+Factory = Callable[..., KeyedStateBackend]
+
+
+def memory(clock: Callable[[], int] = lambda: 0, **_: Any) -> KeyedStateBackend:
+    return HeapKeyedStateBackend(clock)
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    made: list[KeyedStateBackend] = []
+
+    def factory(clock: Callable[[], int] = lambda: 0, **kwargs: Any) -> KeyedStateBackend:
+        if request.param == "memory":
+            backend = memory(clock)
+        else:
+            kwargs.setdefault("directory", str(tmp_path / "work"))
+            backend = RocksDBKeyedStateBackend(clock_ms=clock, **kwargs)
+        made.append(backend)
+        return backend
+
+    yield factory
+    for backend in made:
+        backend.close()
+
+
+def fill(backend: KeyedStateBackend, keys: range) -> None:
+    value = backend.get_state(ValueStateDescriptor("v"))
+    items = backend.get_state(ListStateDescriptor("l"))
+    mapping = backend.get_state(MapStateDescriptor("m"))
+    for key in keys:
+        backend.current_key = key
+        value.update(key * 10)  # type: ignore[attr-defined]
+        items.add(key)  # type: ignore[attr-defined]
+        items.add(key + 1)  # type: ignore[attr-defined]
+        mapping.put("k", key)  # type: ignore[attr-defined]
+
+
+def read(backend: KeyedStateBackend, key: Any) -> tuple[Any, Any, Any]:
+    backend.current_key = key
+    value = backend.get_state(ValueStateDescriptor("v")).value()  # type: ignore[attr-defined]
+    items = list(backend.get_state(ListStateDescriptor("l")).get())  # type: ignore[attr-defined]
+    mapping = dict(backend.get_state(MapStateDescriptor("m")).items())  # type: ignore[attr-defined]
+    return value, items, mapping
+
+
+def test_state_is_scoped_to_the_current_key(make: Factory) -> None:
+    backend = make()
+    fill(backend, range(5))
+    assert read(backend, 3) == (30, [3, 4], {"k": 3})
+    assert read(backend, 99) == (None, [], {})
+    assert sorted(backend.keys("v")) == [0, 1, 2, 3, 4]
+    backend.current_key = 2
+    backend.get_state(MapStateDescriptor("m")).remove("k")  # type: ignore[attr-defined]
+    backend.get_state(ListStateDescriptor("l")).update([])  # type: ignore[attr-defined]
+    assert read(backend, 2) == (20, [], {})
+    assert sorted(backend.keys("m")) == [0, 1, 3, 4]
+    backend.clear_all()
+    assert list(backend.keys("v")) == []
+
+
+@pytest.mark.parametrize("target", ["memory", "rocksdb"])
+def test_snapshots_restore_into_either_backend_keeping_owned_key_groups(
+    make: Factory, target: str, tmp_path: Path
+) -> None:
+    source = make(snapshot_dir=str(tmp_path / "staging"), max_parallelism=16)
+    fill(source, range(200))
+    snapshot = source.snapshot()
+    fill(source, range(200, 210))  # later changes are not in the snapshot
+    owned = key_group_range(1, 16, 2)
+
+    def keep(key: Any) -> bool:
+        return assign_to_key_group(key, 16) in owned
+
+    restored: KeyedStateBackend
+    if target == "memory":
+        restored = memory()
+    else:
+        restored = RocksDBKeyedStateBackend(
+            directory=str(tmp_path / "r"), max_parallelism=16, key_groups=owned
+        )
+    try:
+        restored.restore(snapshot, keep)
+        expected = [k for k in range(200) if keep(k)]
+        assert sorted(restored.keys("v")) == expected
+        assert 0 < len(expected) < 200
+        for key in expected[:20]:
+            assert read(restored, key) == (key * 10, [key, key + 1], {"k": key})
+    finally:
+        restored.close()
+
+
+def test_rocksdb_streams_snapshots_to_a_checksummed_file(tmp_path: Path) -> None:
+    backend = RocksDBKeyedStateBackend(
+        directory=str(tmp_path / "work"), snapshot_dir=str(tmp_path / "staging")
+    )
+    try:
+        fill(backend, range(1000))
+        snapshot = backend.snapshot()
+        assert isinstance(snapshot, StateFile)
+        assert snapshot.path is not None and Path(snapshot.path).stat().st_size == snapshot.size
+        assert {name for name, _ in snapshot.states.values()} == {"v", "l", "m"}
+    finally:
+        backend.close()
+    assert not (backend.path).exists()  # the working database is removed on close
+
+
+def test_a_truncated_state_file_is_refused(tmp_path: Path) -> None:
+    backend = RocksDBKeyedStateBackend(
+        directory=str(tmp_path / "work"), snapshot_dir=str(tmp_path / "staging")
+    )
+    try:
+        fill(backend, range(100))
+        snapshot = backend.snapshot()
+        assert isinstance(snapshot, StateFile) and snapshot.path is not None
+        data = Path(snapshot.path).read_bytes()
+        Path(snapshot.path).write_bytes(data[: len(data) - 3])
+        with pytest.raises(CheckpointError, match="truncated"):
+            memory().restore(snapshot, lambda key: True)
+    finally:
+        backend.close()
+
+
+def test_ttl_list_and_map_expire_per_element(make: Factory) -> None:
+    now = [0]
+    backend = make(clock=lambda: now[0])
+    ttl = StateTtlConfig.new_builder(Time.seconds(10)).build()
+    listed = ListStateDescriptor("l")
+    listed.enable_time_to_live(ttl)
+    mapped = MapStateDescriptor("m")
+    mapped.enable_time_to_live(ttl)
+    items: Any = backend.get_state(listed)
+    entries: Any = backend.get_state(mapped)
+    backend.current_key = "a"
+    items.add(1)
+    entries.put("old", 1)
+    now[0] = 6_000
+    items.add(2)
+    entries.put_all({"new": 2})
+    assert list(items.get()) == [1, 2]
+    assert dict(entries.items()) == {"old": 1, "new": 2}
+    now[0] = 10_000
+    assert list(items.get()) == [2]
+    assert dict(entries.items()) == {"new": 2}
+    assert entries.get("old") is None and entries.contains("new")
+    now[0] = 16_000
+    assert list(items.get()) == []
+    assert entries.is_empty()
+    assert list(backend.keys("l")) == [] and list(backend.keys("m")) == []
