@@ -157,3 +157,39 @@ def test_cli_bench_runs_a_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "fraudstream p=1" in out
     assert "plain loop" in out
+
+
+def test_rules_job_alerts_do_not_depend_on_parallelism(tmp_path: Path) -> None:
+    outputs = []
+    for parallelism in ("1", "2"):
+        out = tmp_path / f"alerts-{parallelism}.jsonl"
+        code = main(
+            [
+                "job",
+                "rules",
+                "--source",
+                "generator:count=20000,seed=7",
+                "--sink",
+                f"jsonl:{out}",
+                "-p",
+                parallelism,
+            ]
+        )
+        assert code == 0
+        lines = out.read_text().splitlines()
+        outputs.append(sorted(_without_alert_time(line) for line in lines))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) > 10
+
+
+def _without_alert_time(line: str) -> str:
+    import json
+
+    record = json.loads(line)
+    record.pop("alertTime")
+    return json.dumps(record, sort_keys=True)
+
+
+def test_rules_job_refuses_worker_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["job", "rules", "-p", "2", "--workers", "2"]) == 2
+    assert "does not run in worker processes yet" in capsys.readouterr().err
