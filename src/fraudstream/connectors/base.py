@@ -146,6 +146,9 @@ class WriterContext:
     parallelism: int = 1
     #: False when checkpointing is off: writers make records visible as they go.
     exactly_once: bool = False
+    #: True when the job was restored from a checkpoint or savepoint: the writer continues
+    #: the output of the run that took it (it must not start a fresh output).
+    restored: bool = False
 
 
 class SinkWriter(ABC, Generic[T]):

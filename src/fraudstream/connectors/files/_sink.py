@@ -226,6 +226,13 @@ class _FileWriter(SinkWriter[Any]):
     def open(self, context: WriterContext) -> None:
         self._exactly_once = context.exactly_once
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if context.restored and self._exactly_once:
+            # A restored job continues the output of the run that took its checkpoint,
+            # even when this writer has nothing of that run's to commit again.
+            with self._locked():
+                self._log.load()
+                if self._log.run is not None:
+                    self._run = self._log.run
         if not self._exactly_once:  # no restore possible: the run's output starts now
             with self._locked():
                 self._log.load()

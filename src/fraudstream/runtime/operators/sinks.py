@@ -47,7 +47,12 @@ class ConnectorSinkOperator(Operator):
         self.writer = self.sink.create_writer(task.subtask_index, task.parallelism)
         self._guard(
             self.writer.open,
-            WriterContext(task.subtask_index, task.parallelism, self.exactly_once),
+            WriterContext(
+                task.subtask_index,
+                task.parallelism,
+                self.exactly_once,
+                restored=task.restore_dir is not None,
+            ),
         )
         if self._restored:
             self._guard(self.writer.commit, self._restored)
