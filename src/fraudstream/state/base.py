@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fraudstream.datastream.state import State, StateDescriptor
+from fraudstream.exceptions import ConfigurationError
 from fraudstream.state.files import StateFile
 
 __all__ = ["KeyedStateBackend", "StateSnapshot"]
@@ -30,9 +31,32 @@ class KeyedStateBackend(ABC):
     #: The key the state handles are scoped to; set by the operator per record and timer.
     current_key: Any = None
 
-    @abstractmethod
+    def __init__(self) -> None:
+        self._descriptors: dict[str, StateDescriptor] = {}
+        self._handles: dict[str, State] = {}
+
     def get_state(self, descriptor: StateDescriptor) -> State:
-        """The handle of the state ``descriptor`` names (created on first use)."""
+        """The handle of the state ``descriptor`` names (created on first use).
+
+        A name is bound to one kind of state: asking for it again as another kind fails.
+        """
+        name = descriptor.name
+        known = self._descriptors.get(name)
+        if known is not None:
+            if known.kind != descriptor.kind:
+                raise ConfigurationError(
+                    f"state {name!r} is already registered as {known.kind} state; "
+                    f"cannot get it again as {descriptor.kind} state"
+                )
+            return self._handles[name]
+        handle = self._create_state(descriptor)
+        self._descriptors[name] = descriptor
+        self._handles[name] = handle
+        return handle
+
+    @abstractmethod
+    def _create_state(self, descriptor: StateDescriptor) -> State:
+        """A new handle for a state name asked for the first time."""
 
     @abstractmethod
     def keys(self, state_name: str) -> Iterable[Any]:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fraudstream.datastream.state import State, StateDescriptor
-from fraudstream.exceptions import ConfigurationError
 from fraudstream.state.base import KeyedStateBackend, StateSnapshot
 from fraudstream.state.files import StateFile, read_state_file
 from fraudstream.state.memory import states, ttl_states
@@ -34,32 +33,19 @@ class HeapKeyedStateBackend(KeyedStateBackend):
     """Keyed state in dicts. ``clock_ms`` is the processing-time clock TTL is measured on."""
 
     def __init__(self, clock_ms: Callable[[], int] = lambda: 0) -> None:
+        super().__init__()
         self.current_key: Any = None
         self._clock_ms = clock_ms
         self._tables: dict[str, dict[Any, Any]] = {}
-        self._descriptors: dict[str, StateDescriptor] = {}
-        self._handles: dict[str, State] = {}
 
-    def get_state(self, descriptor: StateDescriptor) -> State:
-        """The handle of the state ``descriptor`` names (created on first use)."""
-        name = descriptor.name
-        known = self._descriptors.get(name)
-        if known is not None:
-            if known.kind != descriptor.kind:
-                raise ConfigurationError(
-                    f"state {name!r} is already registered as {known.kind} state; "
-                    f"cannot get it again as {descriptor.kind} state"
-                )
-            return self._handles[name]
-        table = self._tables.setdefault(name, {})
+    def _create_state(self, descriptor: StateDescriptor) -> State:
+        table = self._tables.setdefault(descriptor.name, {})
         ttl = descriptor.ttl_config
         handle: State
         if ttl is None:
             handle = _PLAIN[descriptor.kind](self, table, descriptor)
         else:
             handle = _TTL[descriptor.kind](self, table, descriptor, ttl, self._clock_ms)
-        self._descriptors[name] = descriptor
-        self._handles[name] = handle
         return handle
 
     def keys(self, state_name: str) -> Iterable[Any]:

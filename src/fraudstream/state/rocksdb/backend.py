@@ -81,6 +81,7 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
         clock_ms: Callable[[], int] = lambda: 0,
         snapshot_dir: str | None = None,
     ) -> None:
+        super().__init__()
         self.current_key: Any = None
         base = Path(directory) if directory else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
@@ -92,8 +93,6 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
         self.snapshot_dir = snapshot_dir
         self._tables: dict[str, RocksTable] = {}
         self._kinds: dict[str, str] = {}
-        self._descriptors: dict[str, StateDescriptor] = {}
-        self._handles: dict[str, State] = {}
 
     def _key_group(self, key: Any) -> int:
         return assign_to_key_group(key, self._max_parallelism)
@@ -106,27 +105,15 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
             self._kinds[name] = kind
         return table
 
-    def get_state(self, descriptor: StateDescriptor) -> State:
-        """The handle of the state ``descriptor`` names (created on first use)."""
-        name = descriptor.name
-        known = self._descriptors.get(name)
-        if known is not None:
-            if known.kind != descriptor.kind:
-                raise ConfigurationError(
-                    f"state {name!r} is already registered as {known.kind} state; "
-                    f"cannot get it again as {descriptor.kind} state"
-                )
-            return self._handles[name]
-        table = self._table(name, descriptor.kind)
-        self._kinds[name] = descriptor.kind
+    def _create_state(self, descriptor: StateDescriptor) -> State:
+        table = self._table(descriptor.name, descriptor.kind)
+        self._kinds[descriptor.name] = descriptor.kind
         ttl = descriptor.ttl_config
         handle: State
         if ttl is None:
             handle = PLAIN[descriptor.kind](self, table, descriptor)
         else:
             handle = TTL[descriptor.kind](self, table, descriptor, ttl, self._clock_ms)
-        self._descriptors[name] = descriptor
-        self._handles[name] = handle
         return handle
 
     def keys(self, state_name: str) -> Iterable[Any]:
