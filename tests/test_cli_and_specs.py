@@ -188,8 +188,3 @@ def _without_alert_time(line: str) -> str:
     record = json.loads(line)
     record.pop("alertTime")
     return json.dumps(record, sort_keys=True)
-
-
-def test_rules_job_refuses_worker_processes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["job", "rules", "-p", "2", "--workers", "2"]) == 2
-    assert "does not run in worker processes yet" in capsys.readouterr().err

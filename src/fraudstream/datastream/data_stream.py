@@ -284,6 +284,13 @@ class DataStream:
             lambda n, u: TimestampsAndWatermarksOperator(n, u, watermark_strategy),
             self._t.output_type,
         )
+        # As in Flink: the same parallelism as the input, so each reader's records reach
+        # one watermark generator in the reader's order (no round-robin in between).
+        upstream = self._t
+        while not upstream.is_physical and upstream.inputs:
+            upstream = upstream.inputs[0]
+        t.parallelism = upstream.parallelism
+        t.max_parallelism = upstream.max_parallelism
         return DataStream(self._env, t)
 
     def get_side_output(self, output_tag: OutputTag) -> DataStream:

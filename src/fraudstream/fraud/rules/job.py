@@ -169,21 +169,17 @@ def cli_job(env: Any, options: Any) -> Any:
     """``fraudstream job rules``: rules over ``--source`` transactions.
 
     ``--rules`` is a rules file (JSON array, JSON lines or CSV lines; its rules are in
-    force from the start) or a connector spec whose records are rules (JSON); without
-    it the demo's four rules are in force.
+    force from the start), ``sqlite:PATH`` (a rule book: its current rules are in force
+    from the start, and its later changes follow when the transactions are unbounded or
+    with ``follow=yes``; ``poll-ms=N`` sets how often it is read), or a connector spec
+    whose records are rules (JSON); without it the demo's four rules are in force.
+
+    With ``-p N`` (in one process or in worker processes) the transactions and the rules
+    are read, stamped and forked by one instance each, in their sources' order, and only
+    the windows are spread over the N instances: the alerts equal a one-instance run's.
     """
-    from pathlib import Path
-
     from fraudstream.connectors.specs import make_source
-    from fraudstream.fraud.rules.model import DEMO_RULES
 
-    if getattr(options, "workers", 1) != 1:
-        # Known defect: across worker processes some windows miss events, so alerts differ
-        # from a single-process run (and between runs). Refuse rather than be silently wrong.
-        raise ConfigurationError(
-            "fraudstream job rules does not run in worker processes yet (its alerts would "
-            "differ from a one-process run); use -p N without --workers"
-        )
     source = make_source(options.source, "transactions")
     transactions = env.from_source(source, WatermarkStrategy.no_watermarks(), "transactions").uid(
         "transactions"
@@ -193,25 +189,7 @@ def cli_job(env: Any, options: Any) -> Any:
     parallel = getattr(options, "parallelism", 1) > 1
     if parallel:
         transactions = transactions.set_parallelism(1)
-    spec = getattr(options, "rules", None)
-    initial: Sequence[Any]
-    if spec is None:
-        initial = [parse_rule(r) for r in DEMO_RULES]
-        rules = env.from_collection([], type_info=None)
-    elif Path(spec).is_file():
-        try:
-            initial = load_rules_file(spec)
-        except RuleValidationError as exc:
-            raise ConfigurationError(f"--rules {spec}: {exc}") from exc
-        rules = env.from_collection([], type_info=None)
-    else:
-        initial = []
-        rules_source = make_source(spec, "rules")
-        rules = (
-            env.from_source(rules_source, WatermarkStrategy.no_watermarks(), "rules")
-            .uid("rules")
-            .flat_map(_rules_or_nothing)
-        )
+    initial, rules = _cli_rules(env, getattr(options, "rules", None), source.bounded)
     out_of_orderness = getattr(options, "out_of_orderness_ms", None)
     streams = build_rules_job(
         transactions,
@@ -221,3 +199,66 @@ def cli_job(env: Any, options: Any) -> Any:
         fork_parallelism=1 if parallel else None,
     )
     return streams.alerts
+
+
+def _cli_rules(env: Any, spec: str | None, bounded: bool) -> tuple[Sequence[Rule], Any]:
+    """The rules in force at the start and the stream of rule changes, for ``--rules``."""
+    from pathlib import Path
+
+    from fraudstream.connectors.specs import make_source, parse_spec
+    from fraudstream.fraud.rules.model import DEMO_RULES
+
+    if spec is None:
+        return [parse_rule(r) for r in DEMO_RULES], env.from_collection([], type_info=None)
+    if spec.strip().lower().startswith("sqlite:"):
+        return _rule_book(env, parse_spec(spec), bounded)
+    if Path(spec).is_file():
+        try:
+            initial = load_rules_file(spec)
+        except RuleValidationError as exc:
+            raise ConfigurationError(f"--rules {spec}: {exc}") from exc
+        return initial, env.from_collection([], type_info=None)
+    rules_source = make_source(spec, "rules")
+    # One reader and one parser: rule changes reach every instance in the source's order.
+    rules = (
+        env.from_source(rules_source, WatermarkStrategy.no_watermarks(), "rules")
+        .uid("rules")
+        .set_parallelism(1)
+        .flat_map(_rules_or_nothing)
+        .set_parallelism(1)
+    )
+    return [], rules
+
+
+def _rule_book(env: Any, spec: Any, bounded: bool) -> tuple[Sequence[Rule], Any]:
+    """``--rules sqlite:PATH[,follow=yes|no][,poll-ms=N]``: start from a rule book."""
+    from fraudstream.fraud.rules.booksource import RuleBookSource, read_rule_book
+
+    if not spec.target:
+        raise ConfigurationError(f"--rules {spec.text!r}: give the rule book's path")
+    unknown = set(spec.options) - {"follow", "poll-ms"}
+    if unknown:
+        raise ConfigurationError(
+            f"--rules {spec.text!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+            "known: follow, poll-ms"
+        )
+    follow_text = spec.option("follow", "no" if bounded else "yes").lower()
+    if follow_text not in ("yes", "no", "true", "false", "1", "0"):
+        raise ConfigurationError(
+            f"--rules {spec.text!r}: follow={follow_text!r}; expected yes or no"
+        )
+    poll_ms = spec.int_option("poll-ms", 500, minimum=1)
+    snapshot = read_rule_book(spec.target)
+    source = RuleBookSource(
+        spec.target,
+        snapshot.version,
+        poll_ms=poll_ms,
+        follow=follow_text in ("yes", "true", "1"),
+    )
+    rules = (
+        env.from_source(source, WatermarkStrategy.no_watermarks(), "rule-book")
+        .uid("rules")
+        .flat_map(_rules_or_nothing)
+        .set_parallelism(1)
+    )
+    return snapshot.rules, rules
