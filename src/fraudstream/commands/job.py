@@ -46,7 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="transactions: generator[:rate=R,count=N,seed=S] | jsonl:PATH | csv:PATH | "
         "kafka://HOST:PORT/TOPIC (default %(default)s)",
     )
-    parser.add_argument("--rules", help="rules (rules job): jsonl:PATH | kafka://HOST:PORT/TOPIC")
+    parser.add_argument(
+        "--rules",
+        help="rules (rules job): FILE (JSON, JSON lines, CSV) | sqlite:RULEBOOK[,follow=yes|no]"
+        "[,poll-ms=N] (start from a rule book, follow its changes) | jsonl:PATH | "
+        "kafka://HOST:PORT/TOPIC",
+    )
     parser.add_argument(
         "--sink",
         default="print",

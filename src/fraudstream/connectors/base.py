@@ -133,6 +133,10 @@ class Source(ABC, Generic[T]):
     #: Upper bound on parallel readers (None: any); e.g. a collection is read by one reader.
     max_parallelism: int | None = None
 
+    #: Other threads of the job's process feed or control this source (a queue, a live
+    #: generator): with worker processes its readers run in that process, not a worker.
+    in_process: bool = False
+
     @abstractmethod
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[T]:
         """A reader for one parallel instance."""
@@ -178,6 +182,10 @@ class SinkWriter(ABC, Generic[T]):
 
 class Sink(ABC, Generic[T]):
     """Describes a sink and creates one writer per parallel instance."""
+
+    #: The writers hand records to the job's own process (a callback): with worker
+    #: processes they run in that process, not in a worker.
+    in_process: bool = False
 
     @abstractmethod
     def create_writer(self, subtask_index: int, parallelism: int) -> SinkWriter[T]:

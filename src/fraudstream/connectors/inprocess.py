@@ -31,6 +31,7 @@ class QueueSource(Source[T], Generic[T]):
 
     bounded = False
     max_parallelism = 1
+    in_process = True
 
     def __init__(self, initial: Sequence[T] = ()) -> None:
         self._pending: deque[T] = deque(initial)
@@ -85,6 +86,8 @@ class CallbackSink(Sink[T], Generic[T]):
     The callback must be quick and must not block (put into a bounded buffer, schedule
     onto an event loop); the engine waits for it.
     """
+
+    in_process = True
 
     def __init__(self, callback: Callable[[Sequence[T]], None]) -> None:
         self.callback = callback

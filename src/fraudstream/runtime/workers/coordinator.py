@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from fraudstream.exceptions import ConfigurationError, JobFailedError
 from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint, state_files_of
 from fraudstream.runtime.clock import SystemClock
 from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER
-from fraudstream.runtime.workers.worker import worker_main
+from fraudstream.runtime.workers.worker import driver_main, runs_in_driver, worker_main
 
 if TYPE_CHECKING:
     from fraudstream.runtime.job import JobRunner
@@ -76,11 +77,20 @@ class ProcessCoordinator:
         self.last_duration_ms = 0
         self.last_size = 0
         self.last_path: Path | None = None
+        self.participants = workers
+        self.driver_thread: threading.Thread | None = None
 
     def run(self, storage: CheckpointStorage | None, loaded: LoadedCheckpoint | None) -> None:
-        """Fork the workers, coordinate checkpoints, return when every worker is done."""
+        """Fork the workers, coordinate checkpoints, return when every worker is done.
+
+        Instances of in-process connectors (:func:`runs_in_driver`) run in a thread of
+        this process, the driver, which takes part as one more worker.
+        """
         context = multiprocessing.get_context("fork")
-        queues = [context.Queue(QUEUE_DEPTH) for _ in range(self.workers)]
+        plan = self.runner.plan
+        driver = plan is not None and any(runs_in_driver(op) for op in plan.operators)
+        self.participants = self.workers + (1 if driver else 0)
+        queues = [context.Queue(QUEUE_DEPTH) for _ in range(self.participants)]
         results = context.Queue()
         processes = [
             context.Process(
@@ -106,6 +116,22 @@ class ProcessCoordinator:
                 process.start()
         finally:
             gc.unfreeze()
+        thread = None
+        if driver:  # started after forking: a child must not inherit a running thread
+            thread = threading.Thread(
+                target=driver_main,
+                args=(self.runner, self.workers),
+                kwargs={
+                    "workers": self.workers,
+                    "queues": queues,
+                    "results": results,
+                    "loaded": loaded,
+                },
+                name="fraudstream-driver",
+                daemon=True,
+            )
+            thread.start()
+        self.driver_thread = thread
         failed = True
         try:
             self._coordinate(storage, queues, results, processes)
@@ -114,6 +140,10 @@ class ProcessCoordinator:
             if not failed:
                 for inbound in queues:
                     self._send(inbound, [(EXIT,)])
+            elif thread is not None:
+                self._send(queues[self.workers], [(CANCEL,)])
+            if thread is not None:
+                thread.join(10)
             deadline = time.monotonic() + (0 if failed else 10)
             for process in processes:
                 process.join(max(0.0, deadline - time.monotonic()))
@@ -149,14 +179,14 @@ class ProcessCoordinator:
         next_id = storage.next_id() if storage is not None else 1
         pending: dict[str, Any] | None = None
         done: set[int] = set()
-        while len(done) < self.workers:
+        while len(done) < self.participants:
             if runner.cancelled:
                 for inbound in queues:
                     self._send(inbound, [(CANCEL,)])
                 return
             now = time.monotonic()
             wanted = self.savepoint_requested or (next_due is not None and now >= next_due)
-            if pending is None and wanted and len(done) < self.workers:
+            if pending is None and wanted:
                 savepoint = self.savepoint_requested
                 self.savepoint_requested = False
                 pending = {"id": next_id, "acks": {}, "savepoint": savepoint, "started": now}
@@ -180,7 +210,7 @@ class ProcessCoordinator:
                     self.counters[name] = self.counters.get(name, 0) + value
             elif kind == "ack" and pending is not None and message[2] == pending["id"]:
                 pending["acks"][message[1]] = message[3]
-                if len(pending["acks"]) == self.workers:
+                if len(pending["acks"]) == self.participants:
                     self._publish(storage, pending, queues)
                     pending = None
                     if self.stop_after_savepoint:
@@ -201,7 +231,7 @@ class ProcessCoordinator:
             pending = {"id": next_id, "acks": {}, "savepoint": False, "started": time.monotonic()}
             for inbound in queues:
                 self._send(inbound, [(TRIGGER, pending["id"])])
-        while len(pending["acks"]) < self.workers:
+        while len(pending["acks"]) < self.participants:
             message = results.get(True, 60)
             if message[0] == "failed":
                 self._raise_failure(message)
@@ -237,6 +267,16 @@ class ProcessCoordinator:
         self.last_duration_ms = int((time.monotonic() - pending["started"]) * 1000)
 
     def _check_alive(self, processes: list[Any], done: set[int], results: Any) -> None:
+        thread = self.driver_thread
+        if thread is not None and not thread.is_alive() and self.workers not in done:
+            # The driver reports a failure before its thread ends; anything else is a bug.
+            try:
+                message = results.get(True, 1.0)
+            except queue.Empty:
+                message = None
+            if message is not None and message[0] == "failed":
+                self._raise_failure(message)
+            raise JobFailedError("the driver's operators stopped before the job finished")
         for index, process in enumerate(processes):
             if process.exitcode is not None and index not in done:
                 # A worker that failed reported why just before exiting: prefer its error.

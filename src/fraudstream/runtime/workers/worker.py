@@ -55,9 +55,34 @@ from fraudstream.runtime.workers.transport import (
 if TYPE_CHECKING:
     from fraudstream.runtime.job import JobRunner
 
-__all__ = ["WorkerProcess", "worker_main"]
+__all__ = ["WorkerProcess", "driver_main", "placement", "runs_in_driver", "worker_main"]
 
 _PR_SET_PDEATHSIG = 1
+
+
+def runs_in_driver(operator: Operator) -> bool:
+    """Whether ``operator`` reads or writes a connector that lives in the job's own process.
+
+    Such connectors (``in_process``: a queue fed by the web service, a callback into it,
+    a generator whose speed it sets) are reached by other threads of the job's process,
+    so their instances run there, in the driver, and not in a forked worker.
+    """
+    if isinstance(operator, SourceOperator):
+        return bool(getattr(operator.source, "in_process", False))
+    if isinstance(operator, ConnectorSinkOperator):
+        return bool(getattr(operator.sink, "in_process", False))
+    return False
+
+
+def placement(operator: Operator, workers: int) -> int:
+    """The worker an operator instance runs in.
+
+    Worker ``subtask % workers``, or ``workers`` (the driver, in the job's own process)
+    for the instances of in-process connectors.
+    """
+    if runs_in_driver(operator):
+        return workers
+    return operator.task.subtask_index % workers
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -109,7 +134,7 @@ class WorkerProcess:
 
     # -- wiring --------------------------------------------------------------------------------
     def _worker_of(self, operator: Operator) -> int:
-        return operator.task.subtask_index % self.workers
+        return placement(operator, self.workers)
 
     def _aligner(self, operator: Operator) -> Aligner:
         aligner = self.aligners.get(id(operator))
@@ -325,6 +350,29 @@ def _portable(exc: BaseException) -> tuple[bytes | None, str, str, str]:
         data = None
     shown = "" if record is None else repr(record)
     return data, f"{type(exc).__name__}: {exc}", str(operator), shown
+
+
+def driver_main(
+    runner: JobRunner,
+    index: int,
+    *,
+    workers: int,
+    queues: list[Any],
+    results: Any,
+    loaded: LoadedCheckpoint | None,
+) -> None:
+    """Run the driver's operators (in-process connectors) in a thread of the job's process.
+
+    The driver takes part in the job as one more worker (index ``workers``): its own
+    inbound queue, the same messages, barriers and acknowledgements.
+    """
+    try:
+        WorkerProcess(
+            runner, index, workers=workers, queues=queues, results=results, loaded=loaded
+        ).run()
+    except BaseException as exc:
+        data, text, operator, record = _portable(exc)
+        results.put(("failed", index, data, text, operator, record, traceback.format_exc()))
 
 
 def worker_main(
