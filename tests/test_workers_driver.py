@@ -131,7 +131,7 @@ def test_driver_and_workers_checkpoint_together_and_restore(tmp_path: Path) -> N
     env_counts: dict[int, int] = {}
     for key, _ in RECORDS:
         env_counts[key] = env_counts.get(key, 0) + 1
-    last = {}
+    last: dict[int, int] = {}
     for key, count, _ in second.items:
         last[key] = max(last.get(key, 0), count)
     assert last == env_counts
