@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="take checkpoints this often, and a final one on exit (default: off)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes for the rules job's windows (0: one per core; default 1)",
+    )
+    parser.add_argument(
         "--kafka",
         metavar="HOST:PORT",
         help="not in embedded mode: use `fraudstream serve --kafka HOST:PORT` for a deployment",
@@ -131,11 +137,15 @@ def run(options: argparse.Namespace) -> int:
         )
     token = resolve_token(options)
     data_dir: Path = options.data_dir or default_data_dir()
+    workers = getattr(options, "workers", 1)
+    if workers < 0:
+        raise ConfigurationError(f"--workers must be 0 (one per core) or more, got {workers}")
     engine = DemoEngine(
         data_dir,
         rate=options.rate,
         seed=options.seed,
         checkpoint_interval_ms=options.checkpoint_interval,
+        workers=workers or (os.cpu_count() or 1),
     )
     try:
         sock = listen(options.host, options.port)

@@ -110,6 +110,9 @@ class DemoEngine:
         stream_interval: seconds between two WebSocket messages of the transactions and
             alerts streams (each message carries everything sampled since the last).
         clock: monotonic seconds, for rates.
+        workers: worker processes for the rules job's windows (parallelism ``workers``);
+            the generator, the rules queue, the forking of transactions and the sinks into
+            this object run in this process either way.
     """
 
     def __init__(
@@ -123,7 +126,11 @@ class DemoEngine:
         load_defaults: bool = True,
         stream_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        workers: int = 1,
     ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigurationError(f"workers {workers!r} must be a whole number >= 1")
+        self.workers = workers
         if not 0 <= rate <= MAX_SPEED:
             raise ConfigurationError(f"rate {rate!r} must be between 0 and {MAX_SPEED:g}")
         self.data_dir = Path(data_dir) if data_dir is not None else None
@@ -190,7 +197,9 @@ class DemoEngine:
             if self._client is not None:
                 return
             env = StreamExecutionEnvironment.get_execution_environment()
-            env.set_parallelism(1)
+            env.set_parallelism(self.workers)
+            if self.workers > 1:
+                env.set_worker_processes(self.workers)
             restoring = False
             checkpoints = self._checkpoint_dir()
             if checkpoints is not None and self.checkpoint_interval_ms is not None:
@@ -220,15 +229,22 @@ class DemoEngine:
         rules = env.from_source(self._rules_queue, WatermarkStrategy.no_watermarks(), "rules").uid(
             "rules"
         )
+        parallel = self.workers > 1
+        if parallel:
+            # Its speed is set from the web thread: it runs in this process, read by one
+            # instance; only the windows are spread over the worker processes.
+            self.generator.in_process = True
+            transactions = transactions.set_parallelism(1)
         streams = build_rules_job(
             transactions,
             rules,
             initial_rules=self.rulebook.list(),
             out_of_orderness_ms=OUT_OF_ORDERNESS_MS,
+            fork_parallelism=1 if parallel else None,
         )
         transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
-        streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts")
-        streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency")
+        streams.alerts.sink_to(CallbackSink(self._on_alerts)).uid("ui-alerts").set_parallelism(1)
+        streams.latency.sink_to(CallbackSink(self._on_latency)).uid("ui-latency").set_parallelism(1)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the job (after a final checkpoint when checkpointing is on) and wait for it."""
