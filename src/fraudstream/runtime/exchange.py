@@ -79,19 +79,25 @@ class ExchangeOutput:
         key_of = self.key_selector
         assert key_of is not None
         route = self._route
-        target_of = self._target_of
         buckets: list[list[Any]] = [[] for _ in range(count)]
         if timestamps is None:
-            for value in values:
-                key = key_of(value)
-                index = route.get(key)
-                if index is None:
-                    index = target_of(key)
-                buckets[index].append(value)
+            appends = [bucket.append for bucket in buckets]
+            try:
+                # The hot loop: a key's instance is cached, so a record costs the key
+                # selector, one dict lookup and one append.
+                for value in values:
+                    appends[route[key_of(value)]](value)
+            except KeyError:
+                # Keys not seen yet (or the cache was cleared): route them, then the batch.
+                buckets = [[] for _ in range(count)]
+                target_of = self._target_of
+                for value in values:
+                    buckets[target_of(key_of(value))].append(value)
             for index in range(count):
                 if buckets[index]:
                     targets[index].push(buckets[index], None)
         else:
+            target_of = self._target_of
             stamps: list[list[Any]] = [[] for _ in range(count)]
             for value, ts in zip(values, timestamps):
                 index = target_of(key_of(value))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from fraudstream.exceptions import ConfigurationError, JobFailedError
 from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint, state_files_of
 from fraudstream.runtime.clock import SystemClock
-from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER
+from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER, encode
 from fraudstream.runtime.workers.worker import driver_main, runs_in_driver, worker_main
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class ProcessCoordinator:
 
     @staticmethod
     def _send(inbound: Any, messages: list[Any]) -> None:
-        data = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+        data = encode(messages)
         while True:
             try:
                 inbound.put(data, True, 0.05)

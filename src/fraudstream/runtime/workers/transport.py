@@ -12,6 +12,11 @@ says what it is:
 - ``(TRIGGER, checkpoint id)``, ``(COMPLETE, checkpoint id)``, ``(CANCEL,)`` and
   ``(EXIT,)`` come from the coordinator.
 
+A message list crosses as bytes: :mod:`marshal` when everything in it is a built-in
+value (tuples, lists, dicts, numbers, strings: about twice as fast as pickle both
+ways), else :mod:`pickle`; the first byte says which. Both ends run the same
+interpreter, so marshal's version-specific format is safe here.
+
 Queues are bounded. A worker whose send would block keeps taking its own inbound
 messages off its queue meanwhile (:meth:`Inbox.stash`), so two workers sending to each
 other can never wait on each other forever.
@@ -19,6 +24,7 @@ other can never wait on each other forever.
 
 from __future__ import annotations
 
+import marshal
 import pickle
 import queue
 from collections import deque
@@ -39,12 +45,31 @@ __all__ = [
     "Inbox",
     "Outbox",
     "RemoteChannel",
+    "decode",
+    "encode",
 ]
 
 DATA, WATERMARK, IDLE, END, BARRIER = 0, 1, 2, 3, 4
 TRIGGER, COMPLETE, CANCEL, EXIT = 10, 11, 12, 13
 
 ChannelKey = tuple[int, int, int]
+
+_MARSHALLED, _PICKLED = b"m", b"p"
+
+
+def encode(messages: list[Any]) -> bytes:
+    """A message list as bytes (marshal when it can, else pickle)."""
+    try:
+        return _MARSHALLED + marshal.dumps(messages)
+    except ValueError:  # an object marshal does not know (a class instance, a named tuple)
+        return _PICKLED + pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(data: bytes) -> list[Any]:
+    """The message list :func:`encode` made."""
+    body = memoryview(data)[1:]
+    messages: list[Any] = marshal.loads(body) if data[:1] == _MARSHALLED else pickle.loads(body)
+    return messages
 
 
 class Inbox:
@@ -71,8 +96,7 @@ class Inbox:
                 data = self.queue.get_nowait() if not timeout else self.queue.get(True, timeout)
             except queue.Empty:
                 return None
-        messages: list[Any] = pickle.loads(data)
-        return messages
+        return decode(data)
 
 
 class Outbox:
@@ -103,7 +127,7 @@ class Outbox:
             return
         self.pending[destination] = []
         self.records[destination] = 0
-        data = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+        data = encode(messages)
         target = self.queues[destination]
         while True:
             try:

@@ -1,0 +1,112 @@
+"""Batches between workers: the encoding round-trips every value exactly, and the hash
+exchange sends each key to its key group's instance."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraudstream.runtime.exchange import ExchangeOutput
+from fraudstream.runtime.keygroups import assign_to_key_group, operator_index_for_key_group
+from fraudstream.runtime.workers.transport import DATA, decode, encode
+
+
+class Point(NamedTuple):
+    x: int
+    y: float
+
+
+@dataclass(frozen=True)
+class Tagged:
+    tag: str
+    value: Any
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal with the same types all the way down (True is not 1, 1.0 is not 1)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (
+            a == b and math.copysign(1, a) == math.copysign(1, b)
+        )
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63, max_value=2**80)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=5)
+    | st.binary(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+objects = st.builds(Point, st.integers(), st.floats(allow_nan=False)) | st.builds(
+    Tagged, st.text(max_size=3), plain
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(plain | objects, max_size=8), stamps=st.none() | st.lists(st.integers()))
+def test_a_message_list_round_trips_exactly(values: list[Any], stamps: list[int] | None) -> None:
+    messages = [(DATA, (1, 0, 2), values, stamps)]
+    assert same(decode(encode(messages)), messages)
+
+
+def test_built_in_values_take_marshal_and_objects_pickle() -> None:
+    assert encode([(DATA, (1, 0, 0), [(1, 2, 3.0)], None)])[:1] == b"m"
+    assert encode([(DATA, (1, 0, 0), [Point(1, 2.0)], None)])[:1] == b"p"
+    assert decode(encode([(DATA, (1, 0, 0), [True, 1, 1.0], None)]))[0][2] == [True, 1, 1.0]
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.stamps: list[Any] = []
+
+    def push(self, values: list[Any], timestamps: list[int] | None) -> None:
+        self.values.extend(values)
+        self.stamps.extend(timestamps or [])
+
+
+def instance_of(key: Any, parallelism: int) -> int:
+    return operator_index_for_key_group(assign_to_key_group(key, 128), 128, parallelism)
+
+
+@pytest.mark.parametrize("stamped", [False, True])
+def test_the_hash_exchange_routes_every_key_to_its_instance(stamped: bool) -> None:
+    targets = [Collect() for _ in range(3)]
+    exchange = ExchangeOutput(targets, "hash", lambda v: v[0], 128, 0)
+    exchange._CACHE_LIMIT = 50  # also route after the cache is cleared
+    records = [(i % 173, i) for i in range(2000)]
+    for start in range(0, len(records), 100):
+        batch = records[start : start + 100]
+        exchange.push(batch, [v[1] for v in batch] if stamped else None)
+    for index, target in enumerate(targets):
+        assert target.values == [r for r in records if instance_of(r[0], 3) == index]
+        assert target.stamps == ([v[1] for v in target.values] if stamped else [])
+
+
+def test_a_key_selector_that_raises_key_error_is_not_taken_for_a_cache_miss() -> None:
+    targets = [Collect(), Collect()]
+    exchange = ExchangeOutput(targets, "hash", lambda v: v["account"], 128, 0)
+    exchange.push([{"account": 1}, {"account": 2}], None)
+    with pytest.raises(KeyError, match="account"):
+        exchange.push([{"account": 1}, {"other": 2}], None)
+    assert sum(len(t.values) for t in targets) == 2  # nothing of the failed batch went out
