@@ -10,11 +10,14 @@ of which complete the handshake and never read again. Every run is a fresh proce
 run inherits another's heap, threads or sockets; quiet and loaded runs alternate
 (quiet-loaded, loaded-quiet, ...) so that a drifting machine hits both alike.
 
-Printed per run: engine events/s, event-to-alert latency p50/p99, CPU seconds of the engine
-thread and of the web thread, garbage-collection pauses, memory, WebSocket messages
-dropped, the largest per-client backlog and the load average; then the medians of the
-loaded/quiet ratios and the spread between repeats. ``--gc-off`` disables the cyclic
-garbage collector during the measured seconds (a diagnosis: how much of the latency is GC).
+Printed per run: engine events/s, event-to-alert latency p50/p99 (whole milliseconds: the
+events carry millisecond timestamps), CPU seconds of the engine thread and of the web
+thread (the two share the interpreter lock; also without the garbage collections each ran),
+garbage-collection pauses, memory, WebSocket messages sent and items dropped, the largest
+per-client backlog and the load average; then the medians of the loaded/quiet ratios and
+the spread between repeats. ``--gc-off`` disables the cyclic garbage collector during the
+measured seconds (a diagnosis: how much of the latency is GC); ``--deflate`` turns
+per-message compression on, as uvicorn has it by default (what it costs).
 """
 
 from __future__ import annotations
@@ -295,7 +298,7 @@ def report(quiet: RunResult, loaded: RunResult) -> str:
     rows = [
         "| run | events/s | alert p50 ms | alert p99 ms | alerts | engine CPU s (w/o GC) "
         "| web CPU s (w/o GC, / engine's) | GC pauses / full / total ms / max ms | RSS MB (growth) "
-        "| WS clients | WS sent | WS dropped | max backlog/queue | load avg |",
+        "| WS clients | WS messages sent | WS items dropped | max backlog/queue | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         _row("no clients", quiet),
         _row(f"{loaded.clients} clients, {loaded.stuck} stuck", loaded),
