@@ -10,14 +10,17 @@ of which complete the handshake and never read again. Every run is a fresh proce
 run inherits another's heap, threads or sockets; quiet and loaded runs alternate
 (quiet-loaded, loaded-quiet, ...) so that a drifting machine hits both alike.
 
-Printed per run: engine events/s, event-to-alert latency p50/p99 (whole milliseconds: the
-events carry millisecond timestamps), CPU seconds of the engine thread and of the web
-thread (the two share the interpreter lock; also without the garbage collections each ran),
-garbage-collection pauses, memory, WebSocket messages sent and items dropped, the largest
-per-client backlog and the load average; then the medians of the loaded/quiet ratios and
-the spread between repeats. ``--gc-off`` disables the cyclic garbage collector during the
-measured seconds (a diagnosis: how much of the latency is GC); ``--deflate`` turns
-per-message compression on, as uvicorn has it by default (what it costs).
+Printed per run: engine events/s, event-to-alert latency p50/p99 (ms; up to 1 ms over
+the truth, as the events carry whole-millisecond stamps), CPU seconds of the engine thread
+and of the web thread (the two share the interpreter lock; also without the garbage
+collections each ran), garbage-collection pauses, memory, WebSocket messages sent and
+items dropped, the largest per-client backlog and the load average; then the medians of
+the loaded/quiet ratios and the spread between repeats.
+
+Diagnoses: ``--gc-off`` disables the cyclic garbage collector during the measured seconds
+(how much of the latency is GC); ``--deflate`` turns per-message compression on, as
+uvicorn has it by default (what it costs); ``--stream-interval`` changes how often each
+stream sends (how much the message count matters).
 """
 
 from __future__ import annotations
@@ -283,7 +286,7 @@ def compare(setup: Setup, *, loaded_first: bool = False) -> tuple[RunResult, Run
 
 def _row(name: str, r: RunResult) -> str:
     return (
-        f"| {name} | {r.events_per_s:,.0f} | {r.alert_p50_ms:.1f} | {r.alert_p99_ms:.1f} | "
+        f"| {name} | {r.events_per_s:,.0f} | {r.alert_p50_ms:.2f} | {r.alert_p99_ms:.2f} | "
         f"{r.alerts:,} | {r.engine_cpu_s:.2f} ({r.engine_own_cpu_s:.2f}) | "
         f"{r.web_cpu_s:.2f} ({r.web_own_cpu_s:.2f}, {r.web_cpu_share:.1%}) | "
         f"{r.gc_pauses} / {r.gc_full} / {r.gc_total_ms:.0f} / {r.gc_max_ms:.1f} | "
@@ -346,8 +349,8 @@ def summary(pairs: list[tuple[RunResult, RunResult]]) -> str:
         runs = [pair[index] for pair in pairs]
         lines.append(
             f"spread {name}: events/s {_spread([r.events_per_s for r in runs], ',.0f')}, "
-            f"p50 ms {_spread([r.alert_p50_ms for r in runs], '.1f')}, "
-            f"p99 ms {_spread([r.alert_p99_ms for r in runs], '.1f')}, "
+            f"p50 ms {_spread([r.alert_p50_ms for r in runs], '.2f')}, "
+            f"p99 ms {_spread([r.alert_p99_ms for r in runs], '.2f')}, "
             f"web CPU s {_spread([r.web_cpu_s for r in runs], '.2f')}, "
             f"GC max ms {_spread([r.gc_max_ms for r in runs], '.1f')}"
         )
@@ -375,15 +378,19 @@ def main() -> None:
         action="store_true",
         help="WebSocket per-message deflate on (uvicorn's default)",
     )
+    parser.add_argument(
+        "--stream-interval", type=float, default=0.25, help="seconds between two messages"
+    )
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")
     options = parser.parse_args()
     setup = Setup(
-        options.rate,
-        options.seconds,
-        options.clients,
-        options.stuck,
-        options.gc_off,
-        options.deflate,
+        rate=options.rate,
+        seconds=options.seconds,
+        clients=options.clients,
+        stuck=options.stuck,
+        gc_off=options.gc_off,
+        deflate=options.deflate,
+        stream_interval=options.stream_interval,
     )
     print(f"{setup}; load average {load_average():.2f} (2 cores)\n", flush=True)
     pairs = []
