@@ -32,6 +32,7 @@ import gc
 import json
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import time
@@ -143,6 +144,7 @@ class RunResult:
     queue_size: int
     load_before: float
     load_after: float
+    clients_cpu_s: float = 0.0  # the client process, over its whole life (it shares the cores)
 
     @property
     def web_cpu_share(self) -> float:
@@ -183,6 +185,8 @@ def run(setup: Setup) -> RunResult:
         if process is not None and stop is not None:
             stop.set()
             process.join(30)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result.clients_cpu_s = usage.ru_utime + usage.ru_stime
         return result
 
 
@@ -292,7 +296,7 @@ def _row(name: str, r: RunResult) -> str:
         f"{r.gc_pauses} / {r.gc_full} / {r.gc_total_ms:.0f} / {r.gc_max_ms:.1f} | "
         f"{r.peak_rss_mb:.0f} (+{r.rss_growth_mb:.1f}) | {r.ws_connected} | {r.ws_sent:,} | "
         f"{r.ws_dropped:,} | {r.max_backlog}/{r.queue_size} | "
-        f"{r.load_before:.2f}-{r.load_after:.2f} |"
+        f"{r.clients_cpu_s:.1f} | {r.load_before:.2f}-{r.load_after:.2f} |"
     )
 
 
@@ -301,8 +305,9 @@ def report(quiet: RunResult, loaded: RunResult) -> str:
     rows = [
         "| run | events/s | alert p50 ms | alert p99 ms | alerts | engine CPU s (w/o GC) "
         "| web CPU s (w/o GC, / engine's) | GC pauses / full / total ms / max ms | RSS MB (growth) "
-        "| WS clients | WS messages sent | WS items dropped | max backlog/queue | load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| WS clients | WS messages sent | WS items dropped | max backlog/queue "
+        "| clients' CPU s | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         _row("no clients", quiet),
         _row(f"{loaded.clients} clients, {loaded.stuck} stuck", loaded),
     ]
