@@ -2,10 +2,10 @@
 
 WebSocket messages go out uncompressed. With per-message deflate (uvicorn's default, and
 every browser asks for it) each message is compressed once *per client*, because every
-connection keeps its own compression context: with a hundred clients that was most of the
-web thread's CPU, and the web thread shares the interpreter lock with the engine. The
-messages are small JSON batches (a few kB, a few per second) on a local or LAN link, so
-compression would save little bandwidth for a cost that grows with every client.
+connection keeps its own compression context: with a hundred clients that was about 60 %
+of the web thread's CPU, and the web thread shares the interpreter lock with the engine.
+The messages are JSON batches (tens of kB at most, a few per second) on a local or LAN
+link, so compression would save little bandwidth for a cost that grows with every client.
 
 Each connection's kernel send buffer is capped (:data:`SEND_BUFFER_BYTES`). Left to
 itself, Linux grows it up to ``net.ipv4.tcp_wmem``'s maximum (4 MB by default) for a
