@@ -6,35 +6,38 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from fraudstream.service.server import tune_listening_socket, uvicorn_config
 
 
 class LiveServer:
     """``with LiveServer(app) as server:`` serves ``app`` at ``server.url`` until the block ends."""
 
-    def __init__(self, app: FastAPI, startup_timeout: float = 20.0) -> None:
+    def __init__(self, app: FastAPI, startup_timeout: float = 20.0, **options: Any) -> None:
+        """``options`` override the demo's uvicorn settings (:func:`uvicorn_config`)."""
         self.app = app
         self.startup_timeout = startup_timeout
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune_listening_socket(self._sock)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
+        self.server = uvicorn.Server(uvicorn_config(app, **options))
+        self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
 
     def __enter__(self) -> LiveServer:
-        self._thread.start()
+        self.thread.start()
         deadline = time.monotonic() + self.startup_timeout
         while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
         return self
@@ -46,7 +49,7 @@ class LiveServer:
         tb: TracebackType | None,
     ) -> None:
         self.server.should_exit = True
-        self._thread.join(30)
+        self.thread.join(30)
         self._sock.close()
 
 

@@ -131,6 +131,18 @@ def test_a_client_that_never_reads_drops_messages_and_others_keep_flowing(
         stuck.close()
 
 
+def test_messages_go_out_uncompressed_even_when_the_client_asks_for_deflate(
+    server: LiveServer,
+) -> None:
+    # Compression costs CPU once per client and message, on the thread the engine shares.
+    with connect(f"{server.ws_url}/ws/transactions?token={TOKEN}", compression="deflate") as ws:
+        assert receive(ws)["items"]
+        assert ws.protocol.extensions == []
+        assert ws.request is not None and ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+
+
 # -- the hub on its own ------------------------------------------------------------------------
 def test_a_hub_with_no_subscribers_keeps_nothing() -> None:
     hub = Hub("t")
@@ -167,3 +179,26 @@ def test_the_inbox_keeps_the_newest_items_and_counts_the_sampled_out() -> None:
     items, sampled_out = asyncio.run(scenario())
     assert items == [7, 8, 9]
     assert sampled_out == 7
+
+
+def test_a_message_is_built_once_per_distinct_drop_count_not_per_client() -> None:
+    async def scenario() -> tuple[list[str], bool, bool]:
+        hub = Hub("t", inbox_size=10, queue_size=1)
+        behind = hub.subscribe()
+        hub.send([0])  # fills the queue of every subscriber there is: ``behind``
+        hub.send([1])  # dropped for ``behind``
+        first, second = hub.subscribe(), hub.subscribe()
+        behind.queue.get_nowait()
+        hub.send([2])
+        texts = [s.queue.get_nowait() for s in (behind, first, second)]
+        shared = texts[1] is texts[2]
+        return texts, shared, texts[0] is texts[1]
+
+    texts, shared, behind_shares = asyncio.run(scenario())
+    assert [json.loads(text) for text in texts] == [
+        {"stream": "t", "dropped": 1, "items": [2]},
+        {"stream": "t", "dropped": 0, "items": [2]},
+        {"stream": "t", "dropped": 0, "items": [2]},
+    ]
+    assert shared  # one string for the clients that missed nothing
+    assert not behind_shares

@@ -79,6 +79,8 @@ def resolve_token(options: argparse.Namespace) -> str:
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``; a clear error when it is taken or not ours."""
+    from fraudstream.service.server import tune_listening_socket
+
     if not 0 < port < 65536:
         raise ConfigurationError(f"port {port!r} must be between 1 and 65535")
     try:
@@ -89,9 +91,7 @@ def listen(host: str, port: int) -> socket.socket:
         raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit it: small responses on a kept-alive connection
-        # must not wait for the browser's delayed ACK (~40 ms each).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune_listening_socket(sock)
         sock.bind(address)
     except OSError as exc:
         sock.close()
@@ -103,6 +103,8 @@ def serve_app(app: object, sock: socket.socket) -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C or SIGTERM; the app's lifespan stops the engine."""
     import uvicorn
 
+    from fraudstream.service.server import uvicorn_config
+
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
@@ -110,14 +112,7 @@ def serve_app(app: object, sock: socket.socket) -> None:
             # whole point here, so the process ends normally instead.
             self._captured_signals.clear()
 
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        log_level="warning",
-        lifespan="on",
-        ws="websockets-sansio",
-        timeout_graceful_shutdown=5,
-    )
-    Server(config).run(sockets=[sock])
+    Server(uvicorn_config(app, timeout_graceful_shutdown=5)).run(sockets=[sock])
 
 
 def banner(url: str, token: str, lines: list[str], title: str = "fraudstream demo") -> str:

@@ -9,6 +9,9 @@ How a record travels, and where it may be dropped (every drop is counted):
 2. Every ``interval`` seconds the event loop takes the inbox, encodes it to JSON *once*
    and offers the text to each subscriber's bounded queue; a full queue drops the
    message for that subscriber only and counts its items in the subscriber's ``dropped``.
+   A message tells its client how much it has missed (``dropped``), so its text differs
+   between clients only by that count: it is built once per distinct count (once in all
+   while nobody is behind), never once per client, and the queues share the strings.
 3. Each subscriber has its own sender task; a client that does not read blocks only that
    task, whose queue then fills and drops.
 """
@@ -70,13 +73,14 @@ class Hub:
         self._inbox: deque[Any] = deque(maxlen=inbox_size)
         self._lock = threading.Lock()
         self._subscribers: set[Subscriber] = set()
-        self._queue_size = queue_size
+        self.queue_size = queue_size
         self.interval = interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.published = 0
         self.sampled_out = 0
         self.dropped_closed = 0
+        self.sent_closed = 0
 
     # -- any thread ------------------------------------------------------------------------------
     def publish_many(self, items: Sequence[Any]) -> None:
@@ -99,6 +103,16 @@ class Hub:
     def dropped(self) -> int:
         """Items dropped for slow clients, over the current clients and the departed ones."""
         return self.dropped_closed + sum(s.dropped for s in list(self._subscribers))
+
+    @property
+    def sent(self) -> int:
+        """Messages sent, over the current clients and the departed ones."""
+        return self.sent_closed + sum(s.sent for s in list(self._subscribers))
+
+    @property
+    def max_backlog(self) -> int:
+        """The longest queue of any current client (at most ``queue_size``)."""
+        return max((s.queue.qsize() for s in list(self._subscribers)), default=0)
 
     # -- event loop ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -134,12 +148,17 @@ class Hub:
             return
         encoded = json.dumps(items, separators=(",", ":"))
         head = '{"stream":' + json.dumps(self.name) + ',"dropped":'
+        texts: dict[int, str] = {}
         for subscriber in list(self._subscribers):
-            subscriber.offer(f'{head}{subscriber.dropped},"items":{encoded}}}', len(items))
+            dropped = subscriber.dropped
+            text = texts.get(dropped)
+            if text is None:
+                text = texts[dropped] = f'{head}{dropped},"items":{encoded}}}'
+            subscriber.offer(text, len(items))
 
     def subscribe(self) -> Subscriber:
         """A new client."""
-        subscriber = Subscriber(self._queue_size)
+        subscriber = Subscriber(self.queue_size)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -148,6 +167,7 @@ class Hub:
         if subscriber in self._subscribers:
             self._subscribers.discard(subscriber)
             self.dropped_closed += subscriber.dropped
+            self.sent_closed += subscriber.sent
 
     async def pump(self, websocket: WebSocket, subscriber: Subscriber) -> None:
         """Send a subscriber's queued messages until the connection ends."""
