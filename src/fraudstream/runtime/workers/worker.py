@@ -37,6 +37,7 @@ from fraudstream.runtime.operators.base import Channel, Operator
 from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
 from fraudstream.runtime.operators.sources import SourceOperator
 from fraudstream.runtime.workers.alignment import Aligner, GatedChannel
+from fraudstream.runtime.workers.pipes import wait as sleep_until_ready
 from fraudstream.runtime.workers.transport import (
     BARRIER,
     CANCEL,
@@ -51,6 +52,9 @@ from fraudstream.runtime.workers.transport import (
     Outbox,
     RemoteChannel,
 )
+
+if TYPE_CHECKING:
+    from fraudstream.runtime.workers.pipes import Mesh
 
 if TYPE_CHECKING:
     from fraudstream.runtime.job import JobRunner
@@ -103,7 +107,7 @@ class WorkerProcess:
         index: int,
         *,
         workers: int,
-        queues: list[Any],
+        mesh: Mesh,
         results: Any,
         loaded: LoadedCheckpoint | None,
     ) -> None:
@@ -111,8 +115,8 @@ class WorkerProcess:
         self.index = index
         self.workers = workers
         self.results = results
-        self.inbox = Inbox(queues[index])
-        self.outbox = Outbox(queues, self.inbox)
+        self.inbox = Inbox(mesh.readers(index))
+        self.outbox = Outbox(mesh.writers(index), self.inbox)
         plan = runner.compile()
         if loaded is not None:
             runner.restore(loaded)
@@ -304,9 +308,10 @@ class WorkerProcess:
                             next_timer = due
                 if produced == 0 or self.outbox.due():
                     # While sources produce, batches for other workers fill up to the
-                    # outbox's threshold (each send wakes the queue's feeder thread, which
-                    # must take the GIL); they go out at once when this worker idles.
+                    # outbox's threshold (fewer, larger messages); they go out at once
+                    # when this worker idles.
                     self.outbox.flush()
+                self.outbox.pump()
                 if not self.done_reported and self._finished():
                     self.done_reported = True
                     self.results.put(("done", self.index, self._counters()))
@@ -314,11 +319,12 @@ class WorkerProcess:
                     wait = 0.002 if active else 0.05
                     if next_timer is not None:
                         wait = max(0.0005, min(wait, (next_timer - now) / 1000))
-                    messages = self.inbox.get(wait)
-                    if messages is not None:
-                        self._dispatch(messages)
+                    sleep_until_ready(self.inbox.readers, self.outbox.waiting_writers(), wait)
         finally:
+            # Best effort: a worker stops on EXIT (every peer is done) or when the job
+            # failed, so nobody waits for what a full pipe cannot take now.
             self.outbox.flush()
+            self.outbox.pump()
             for operator in opened:
                 with contextlib.suppress(Exception):
                     operator.close()
@@ -357,18 +363,18 @@ def driver_main(
     index: int,
     *,
     workers: int,
-    queues: list[Any],
+    mesh: Mesh,
     results: Any,
     loaded: LoadedCheckpoint | None,
 ) -> None:
     """Run the driver's operators (in-process connectors) in a thread of the job's process.
 
     The driver takes part in the job as one more worker (index ``workers``): its own
-    inbound queue, the same messages, barriers and acknowledgements.
+    inbound pipes, the same messages, barriers and acknowledgements.
     """
     try:
         WorkerProcess(
-            runner, index, workers=workers, queues=queues, results=results, loaded=loaded
+            runner, index, workers=workers, mesh=mesh, results=results, loaded=loaded
         ).run()
     except BaseException as exc:
         data, text, operator, record = _portable(exc)
@@ -380,7 +386,7 @@ def worker_main(
     index: int,
     *,
     workers: int,
-    queues: list[Any],
+    mesh: Mesh,
     results: Any,
     loaded: LoadedCheckpoint | None,
     parent_pid: int,
@@ -388,10 +394,11 @@ def worker_main(
     """Entry point of a worker process (forked: nothing here is pickled)."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    mesh.keep({index})
     code = 0
     try:
         WorkerProcess(
-            runner, index, workers=workers, queues=queues, results=results, loaded=loaded
+            runner, index, workers=workers, mesh=mesh, results=results, loaded=loaded
         ).run()
     except BaseException as exc:
         data, text, operator, record = _portable(exc)
@@ -399,8 +406,6 @@ def worker_main(
         code = 1
     # Leave without the interpreter's teardown: native libraries' static destructors
     # (RocksDB's thread pools) may wait for threads that only existed in the parent.
-    for inbound in queues:
-        inbound.cancel_join_thread()
     results.close()
     results.join_thread()
     os._exit(code)
