@@ -116,7 +116,7 @@ class WorkerProcess:
         self.workers = workers
         self.results = results
         self.inbox = Inbox(mesh.readers(index))
-        self.outbox = Outbox(mesh.writers(index), self.inbox)
+        self.outbox = Outbox(mesh.writers(index), self.inbox, runner.batch_size)
         plan = runner.compile()
         if loaded is not None:
             runner.restore(loaded)
@@ -135,6 +135,9 @@ class WorkerProcess:
         self.with_state = runner.checkpoint_config.storage_dir is not None
         self.done_reported = False
         self.stopping = False
+        self.active: list[SourceOperator] = []
+        self.opened: list[Operator] = []
+        self.next_timer: int | None = None
 
     # -- wiring --------------------------------------------------------------------------------
     def _worker_of(self, operator: Operator) -> int:
@@ -268,66 +271,82 @@ class WorkerProcess:
 
     def run(self) -> None:
         """Open this worker's operators and run until told to stop."""
-        clock = self.runner.clock
-        batch_size = self.runner.batch_size
-        active = list(self.sources)
-        opened: list[Operator] = []
         try:
-            for operator in reversed(self.local):
-                operator.open()
-                opened.append(operator)
+            self.open()
             while not self.stopping:
-                received = False
-                for _ in range(64):
-                    messages = self.inbox.get(None)
-                    if messages is None:
-                        break
-                    received = True
-                    self._dispatch(messages)
-                    if self.stopping:
-                        break
-                if self.stopping:
-                    break
-                produced = 0
-                if active and not self._aligning():
-                    for source in list(active):
-                        count = source.poll(batch_size)
-                        if count < 0:
-                            active.remove(source)
-                        else:
-                            produced += count
-                now = clock.now_ms()
-                next_timer = None
-                for operator in self.local:
-                    due = operator.next_processing_timer()
-                    if due is not None:
-                        if due <= now:
-                            operator.fire_processing_timers(now)
-                            due = operator.next_processing_timer()
-                        if due is not None and (next_timer is None or due < next_timer):
-                            next_timer = due
-                if produced == 0 or self.outbox.due():
-                    # While sources produce, batches for other workers fill up to the
-                    # outbox's threshold (fewer, larger messages); they go out at once
-                    # when this worker idles.
-                    self.outbox.flush()
-                self.outbox.pump()
-                if not self.done_reported and self._finished():
-                    self.done_reported = True
-                    self.results.put(("done", self.index, self._counters()))
-                if produced == 0 and not received:
-                    wait = 0.002 if active else 0.05
-                    if next_timer is not None:
-                        wait = max(0.0005, min(wait, (next_timer - now) / 1000))
-                    sleep_until_ready(self.inbox.readers, self.outbox.waiting_writers(), wait)
+                if not self.step():
+                    self.idle()
         finally:
-            # Best effort: a worker stops on EXIT (every peer is done) or when the job
-            # failed, so nobody waits for what a full pipe cannot take now.
+            self.close()
+
+    def open(self) -> None:
+        """Open this worker's operators, sinks first."""
+        self.active = list(self.sources)
+        for operator in reversed(self.local):
+            operator.open()
+            self.opened.append(operator)
+
+    def step(self) -> bool:
+        """One round of the loop (see the module's docstring); whether it did anything."""
+        received = False
+        for _ in range(64):
+            messages = self.inbox.get(None)
+            if messages is None:
+                break
+            received = True
+            self._dispatch(messages)
+            if self.stopping:
+                return True
+        produced = 0
+        if self.active and not self._aligning():
+            for source in list(self.active):
+                count = source.poll(self.runner.batch_size)
+                if count < 0:
+                    self.active.remove(source)
+                else:
+                    produced += count
+        self._fire_timers()
+        if produced == 0 or self.outbox.due():
+            # While sources produce, batches for other workers fill up to the outbox's
+            # threshold (fewer, larger messages); they go out at once when this worker
+            # idles.
             self.outbox.flush()
-            self.outbox.pump()
-            for operator in opened:
-                with contextlib.suppress(Exception):
-                    operator.close()
+        self.outbox.pump()
+        if not self.done_reported and self._finished():
+            self.done_reported = True
+            self.results.put(("done", self.index, self._counters()))
+        return produced > 0 or received
+
+    def _fire_timers(self) -> None:
+        now = self.runner.clock.now_ms()
+        next_timer = None
+        for operator in self.local:
+            due = operator.next_processing_timer()
+            if due is not None:
+                if due <= now:
+                    operator.fire_processing_timers(now)
+                    due = operator.next_processing_timer()
+                if due is not None and (next_timer is None or due < next_timer):
+                    next_timer = due
+        self.next_timer = next_timer
+
+    def idle(self) -> None:
+        """Nothing to do: sleep until a message comes, a pipe has room or a timer is due."""
+        wait = 0.002 if self.active else 0.05
+        if self.next_timer is not None:
+            now = self.runner.clock.now_ms()
+            wait = max(0.0005, min(wait, (self.next_timer - now) / 1000))
+        sleep_until_ready(self.inbox.readers, self.outbox.waiting_writers(), wait)
+
+    def close(self) -> None:
+        """Send what is pending (best effort) and close the opened operators."""
+        # A worker stops on EXIT (every peer is done) or when the job failed, so nobody
+        # waits for what a full pipe cannot take now.
+        self.outbox.flush()
+        self.outbox.pump()
+        for operator in self.opened:
+            with contextlib.suppress(Exception):
+                operator.close()
 
     def _counters(self) -> dict[str, int]:
         out: dict[str, int] = {}
