@@ -28,6 +28,7 @@ import ctypes
 import os
 import pickle
 import signal
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,7 @@ class WorkerProcess:
         self.active: list[SourceOperator] = []
         self.opened: list[Operator] = []
         self.next_timer: int | None = None
+        self.idle_seconds = 0.0  # waiting for messages or pipe room (a counter)
 
     # -- wiring --------------------------------------------------------------------------------
     def _worker_of(self, operator: Operator) -> int:
@@ -336,7 +338,9 @@ class WorkerProcess:
         if self.next_timer is not None:
             now = self.runner.clock.now_ms()
             wait = max(0.0005, min(wait, (self.next_timer - now) / 1000))
+        started = time.perf_counter()
         sleep_until_ready(self.inbox.readers, self.outbox.waiting_writers(), wait)
+        self.idle_seconds += time.perf_counter() - started
 
     def close(self) -> None:
         """Send what is pending (best effort) and close the opened operators."""
@@ -360,6 +364,7 @@ class WorkerProcess:
                 out[f"{op.uid}.records_in"] = out.get(f"{op.uid}.records_in", 0) + op.records_in
         out[f"worker{self.index}.batches_sent"] = self.outbox.batches_sent
         out[f"worker{self.index}.bytes_sent"] = self.outbox.bytes_sent
+        out[f"worker{self.index}.idle_ms"] = round(self.idle_seconds * 1000)
         return out
 
 
