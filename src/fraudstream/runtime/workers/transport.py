@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import marshal
 import pickle
+import select
 from collections import deque
 from typing import Any
 
@@ -78,11 +79,19 @@ class Inbox:
     def __init__(self, readers: list[FrameReader]) -> None:
         self.readers = readers
         self.frames: deque[bytes] = deque()
+        # One poll for all pipes, asked every round: cheaper than reading each empty pipe.
+        self.by_fd = {reader.fd: reader for reader in readers}
+        self.poller = select.poll()
+        for reader in readers:
+            self.poller.register(reader.fd, select.POLLIN)
 
     def stash(self) -> None:
         """Read what every pipe holds now (also to let senders blocked on us proceed)."""
-        for reader in self.readers:
+        for fd, _ in self.poller.poll(0):
+            reader = self.by_fd[fd]
             reader.read(self.frames)
+            if reader.closed:  # every writer is gone: it would report ready forever
+                self.poller.unregister(fd)
 
     def get(self, timeout: float | None) -> list[Any] | None:
         """The next list of messages; ``None`` when none came within ``timeout`` seconds."""
