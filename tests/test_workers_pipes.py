@@ -39,6 +39,7 @@ def _flood(outbox: Outbox, inbox: Inbox, destination: int, batches: int) -> list
     for number in range(batches):
         batch = [(number, i, float(i)) for i in range(20_000)]  # ~0.5 MB encoded
         outbox.add(destination, (DATA, (0, 0, 0), batch, None), len(batch))
+        outbox.send_full()  # as a worker does between rounds
     outbox.flush()
     while len(received) < batches:
         while not outbox.pump():

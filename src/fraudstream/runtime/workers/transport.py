@@ -127,11 +127,19 @@ class Outbox:
         self.rounds = 0
 
     def add(self, destination: int, message: tuple[Any, ...], records: int = 0) -> None:
-        """Queue ``message`` for ``destination``; sent at the next flush."""
+        """Queue ``message`` for ``destination``; sent by :meth:`send_full` or :meth:`flush`."""
         self.pending[destination].append(message)
-        if records:
-            self.records[destination] += records
-            if self.records[destination] >= self.flush_records:
+        self.records[destination] += records
+
+    def send_full(self) -> None:
+        """Send the message lists that hold ``flush_records`` records or more.
+
+        Called between rounds, not from :meth:`add`: by then the source batch the records
+        came in is gone, and a record no other list holds encodes faster (marshal tracks
+        shared objects).
+        """
+        for destination, records in enumerate(self.records):
+            if records >= self.flush_records:
                 self.send(destination)
 
     def send(self, destination: int) -> None:

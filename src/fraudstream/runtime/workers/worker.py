@@ -313,6 +313,8 @@ class WorkerProcess:
             # threshold (fewer, larger messages); they go out at once when this worker
             # idles.
             self.outbox.flush()
+        else:
+            self.outbox.send_full()
         self.outbox.pump()
         if not self.done_reported and self._finished():
             self.done_reported = True
