@@ -1,10 +1,10 @@
 """Messages between worker processes: batches of records, watermarks, barriers, control.
 
 Every participant has an inbound pipe from each other one (:mod:`.pipes`). What a worker
-sends to another during a round is collected in its :class:`Outbox` and sent as *one*
-encoded list of messages at the end of the round (or earlier once it holds enough
-records), so the per-message cost of the pipe is paid per batch, not per record. A
-message is a tuple whose first element says what it is:
+sends to another is collected in its :class:`Outbox` and sent as *one* encoded list of
+messages between rounds, once it holds about a source batch of records (or at once when
+the worker idles), so the per-message cost of the pipe is paid per batch, not per
+record. A message is a tuple whose first element says what it is:
 
 - ``(DATA, channel, values, timestamps)``, ``(WATERMARK, channel, ms)``,
   ``(IDLE, channel, flag)``, ``(END, channel)``, ``(BARRIER, channel, checkpoint id)``
