@@ -166,9 +166,9 @@ def one_core_work(data: list[Any], repeat: int = 3) -> tuple[float, float]:
     """CPU nanoseconds per record of parallelism 1, and of both workers of parallelism 2
     run in turn, round by round, in this process (best of ``repeat`` each).
 
-    Twice the first over the second is the speed-up two idle cores would give at best:
-    it counts the CPU time of the work, not the time other programs took the cores, so
-    it stays put on a busy machine where wall-clock ratios do not.
+    Twice the first over the second is the speed-up two idle cores would give at best.
+    It counts CPU time, not the time other programs held the cores, so it is steadier
+    than wall-clock ratios on a busy machine; contention for caches still moves it.
     """
     from fraudstream.common import WatermarkStrategy
     from fraudstream.datastream import StreamExecutionEnvironment
