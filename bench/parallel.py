@@ -19,6 +19,7 @@ engine (``--inherited`` measures it that way, as the first version of this bench
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -104,42 +105,128 @@ def _spin(count: int) -> float:
 
 
 def per_record_costs(data: list[Any]) -> dict[str, float]:
-    """Nanoseconds per record of the pieces of a crossing, one process, best of 5.
+    """Nanoseconds per record of the job and of the pieces of a crossing, one process.
 
-    ``job``: the whole tutorial job at parallelism 1 (the work to spread);
-    ``key_by``: routing a batch by key group to 2 instances; ``pickle`` and ``transport``:
-    a batch of 8192 records encoded and decoded, by pickle and by the workers' encoding.
+    ``job``: the whole tutorial job at parallelism 1 (the work to spread); ``key_by``:
+    routing a batch by key group to 2 instances; ``pickle`` and ``transport``: a batch of
+    1024 records encoded and decoded, by pickle and by the workers' encoding; ``crossing``:
+    the same batch from one worker's outbox through a pipe into another's inbox. The
+    records are new tuples, as a reader makes them (tuples that other references share
+    cost the encoders more). Best of 5.
     """
     import pickle
 
     from fraudstream.runtime.exchange import ExchangeOutput
-    from fraudstream.runtime.workers.transport import decode, encode
+    from fraudstream.runtime.workers.pipes import Mesh
+    from fraudstream.runtime.workers.transport import DATA, Inbox, Outbox, decode, encode
 
     class Drop:
         def push(self, values: list[Any], timestamps: Any) -> None:
             pass
 
     sample = data[:200_000]
-    small = [sample[i : i + 1024] for i in range(0, len(sample), 1024)]
-    large = [sample[i : i + 8192] for i in range(0, len(sample), 8192)]
+    source = ColumnSource(sample)
     exchange = ExchangeOutput([Drop(), Drop()], "hash", lambda t: t[0], 128, 0)
+    mesh = Mesh(2)
+    inbox = Inbox(mesh.readers(1))
+    outbox = Outbox(mesh.writers(0), Inbox(mesh.readers(0)))
 
-    def best(step: Any, batches: list[Any]) -> float:
+    def cross(batch: list[Any]) -> None:
+        outbox.add(1, (DATA, (0, 0, 0), batch, None), len(batch))
+        outbox.flush()
+        while inbox.get(None) is None:
+            pass
+
+    def best(step: Any) -> float:
         times = []
         for _ in range(5):
-            started = time.perf_counter()
-            for batch in batches:
+            reader = source.create_reader(0, 1)
+            took = 0.0
+            while (batch := reader.poll(1024)) is not None:
+                started = time.perf_counter()  # each batch fresh from the reader, as in a job
                 step(batch)
-            times.append(time.perf_counter() - started)
+                took += time.perf_counter() - started
+            times.append(took)
         return min(times) / len(sample) * 1e9
 
-    job = min(run(sample, 1, 1)[0] for _ in range(3)) / len(sample) * 1e9
-    return {
-        "job": job,
-        "key_by": best(lambda b: exchange.push(b, None), small),
-        "pickle": best(lambda b: pickle.loads(pickle.dumps(b, pickle.HIGHEST_PROTOCOL)), large),
-        "transport": best(lambda b: decode(encode([b])), large),
-    }
+    try:
+        job = min(run(sample, 1, 1)[0] for _ in range(3)) / len(sample) * 1e9
+        return {
+            "job": job,
+            "key_by": best(lambda b: exchange.push(b, None)),
+            "pickle": best(lambda b: pickle.loads(pickle.dumps(b, pickle.HIGHEST_PROTOCOL))),
+            "transport": best(lambda b: decode(encode([b]))),
+            "crossing": best(cross),
+        }
+    finally:
+        mesh.close()
+
+
+def one_core_work(data: list[Any], repeat: int = 3) -> tuple[float, float]:
+    """CPU nanoseconds per record of parallelism 1, and of both workers of parallelism 2
+    run in turn, round by round, in this process (best of ``repeat`` each).
+
+    Twice the first over the second is the speed-up two idle cores would give at best.
+    It counts CPU time, not the time other programs held the cores, so it is steadier
+    than wall-clock ratios on a busy machine; contention for caches still moves it.
+    """
+    from fraudstream.common import WatermarkStrategy
+    from fraudstream.datastream import StreamExecutionEnvironment
+    from fraudstream.fraud.tutorial import build_tutorial_job
+    from fraudstream.runtime.workers.pipes import Mesh
+    from fraudstream.runtime.workers.worker import WorkerProcess
+
+    class Results:
+        def __init__(self) -> None:
+            self.done = 0
+
+        def put(self, message: tuple[Any, ...]) -> None:
+            self.done += message[0] == "done"
+
+    def runner(source: Source[Any], parallelism: int) -> Any:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).set_worker_processes(1)
+        stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "tx")
+        build_tutorial_job(stream).sink_to(CountingSink()).uid("alerts")
+        return env._runner(env._take_nodes(), "bench-one-core")
+
+    def parallel_one(source: Source[Any]) -> float:
+        job = runner(source, 1)
+        started = time.process_time()
+        job.run()
+        return time.process_time() - started
+
+    def parallel_two(source: Source[Any]) -> float:
+        mesh = Mesh(2)
+        results = Results()
+        workers = [
+            WorkerProcess(runner(source, 2), i, workers=2, mesh=mesh, results=results, loaded=None)
+            for i in range(2)
+        ]
+        try:
+            started = time.process_time()
+            for worker in workers:
+                worker.open()
+            while results.done < 2:
+                for worker in workers:
+                    worker.step()
+            return time.process_time() - started
+        finally:
+            for worker in workers:
+                worker.close()
+            mesh.close()
+
+    one, two = ColumnSource(data, 1), ColumnSource(data, 2)
+    # As in forked workers (the coordinator freezes what they inherit), the collector
+    # leaves the benchmark's own data alone.
+    gc.collect()
+    gc.freeze()
+    try:
+        first = min(parallel_one(one) for _ in range(repeat))
+        second = min(parallel_two(two) for _ in range(repeat))
+    finally:
+        gc.unfreeze()
+    return first / len(data) * 1e9, second / len(data) * 1e9
 
 
 def cpu_ceiling(count: int = 10_000_000) -> float:
@@ -188,12 +275,14 @@ def main() -> int:
                 print(f"MISMATCH: {name} found {alerts} alerts, expected {expected}")
                 return 1
         crossed = sum(v for k, v in counters.items() if k.endswith(".bytes_sent"))
+        idle = [v for k, v in sorted(counters.items()) if k.endswith(".idle_ms")]
         rows.append(
             {
                 "name": name,
                 "events_per_s": args.events / best,
                 "seconds": best,
                 "bytes_between_workers": crossed,
+                "workers_idle_ms": idle,
             }
         )
     base = rows[0]["events_per_s"]
@@ -210,15 +299,26 @@ def main() -> int:
     )
     costs = per_record_costs(data)
     print(
-        "ns per record: job at p=1 {job:.0f}, key_by routing {key_by:.0f}, crossing "
-        "(encode+decode) pickle {pickle:.0f} / workers' encoding {transport:.0f}".format(**costs)
+        "ns per record: job at p=1 {job:.0f}, key_by routing {key_by:.0f}, encode+decode "
+        "pickle {pickle:.0f} / workers' encoding {transport:.0f}, crossing (outbox, pipe, "
+        "inbox) {crossing:.0f}".format(**costs)
     )
-    print(f"{'configuration':<30}{'events/s':>14}{'x p=1':>8}{'MB crossed':>12}")
+    alone, both = one_core_work(data, args.repeat)
+    costs["one_core_p1"], costs["one_core_p2"] = alone, both
+    print(
+        f"work on one core, ns per record: p=1 {alone:.0f}, both workers of p=2 {both:.0f} "
+        f"(so 2 idle cores give p=2 at most {2 * alone / both:.2f}x p=1)"
+    )
+    print(
+        f"{'configuration':<30}{'events/s':>14}{'x p=1':>8}{'MB crossed':>12}"
+        f"{'  workers idle (ms, last run)'}"
+    )
     for row in rows:
         row["ratio"] = row["events_per_s"] / base
         print(
             f"{row['name']:<30}{row['events_per_s']:>14,.0f}{row['ratio']:>8.2f}"
-            f"{row['bytes_between_workers'] / 1e6:>12.1f}"
+            f"{row['bytes_between_workers'] / 1e6:>12.1f}  "
+            + (" / ".join(str(ms) for ms in row["workers_idle_ms"]) or "-")
         )
     if args.json:
         Path(args.json).write_text(

@@ -112,3 +112,26 @@ def test_a_key_selector_that_raises_key_error_is_not_taken_for_a_cache_miss() ->
     with pytest.raises(KeyError, match="account"):
         exchange.push([{"account": 1}, {"other": 2}], None)
     assert sum(len(t.values) for t in targets) == 2  # nothing of the failed batch went out
+
+
+def test_a_key_not_routed_yet_does_not_send_its_batch_down_the_slow_path() -> None:
+    calls = 0
+
+    def key_of(value: tuple[int, int]) -> int:
+        nonlocal calls
+        calls += 1
+        return value[0]
+
+    targets = [Collect(), Collect()]
+    exchange = ExchangeOutput(targets, "hash", key_of, 128, 0)
+    exchange.push([(key, 0) for key in range(50)], None)  # 50 keys routed and cached
+    before = [len(target.values) for target in targets]
+    calls = 0
+    batch = [(i % 50, i) for i in range(1, 1000)] + [(777, 1000)]  # a new key, last
+    exchange.push(batch, None)
+    # Every record once, and the new key's record once more to route it (restarting the
+    # batch on the slow path would have called the selector ~2000 times).
+    assert calls == 1001
+    for index, target in enumerate(targets):
+        expected = [r for r in batch if instance_of(r[0], 2) == index]
+        assert target.values[before[index] :] == expected

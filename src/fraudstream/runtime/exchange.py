@@ -79,33 +79,44 @@ class ExchangeOutput:
         key_of = self.key_selector
         assert key_of is not None
         route = self._route
+        target_of = self._target_of
         buckets: list[list[Any]] = [[] for _ in range(count)]
+        appends = [bucket.append for bucket in buckets]
         if timestamps is None:
-            appends = [bucket.append for bucket in buckets]
-            try:
-                # The hot loop: a key's instance is cached, so a record costs the key
-                # selector, one dict lookup and one append.
-                for value in values:
-                    appends[route[key_of(value)]](value)
-            except KeyError:
-                # Keys not seen yet (or the cache was cleared): route them, then the batch.
-                buckets = [[] for _ in range(count)]
-                target_of = self._target_of
-                for value in values:
-                    buckets[target_of(key_of(value))].append(value)
+            records = iter(values)
+            while True:
+                try:
+                    # The hot loop: a key's instance is cached, so a record costs the key
+                    # selector, one dict lookup and one append.
+                    for value in records:
+                        appends[route[key_of(value)]](value)
+                    break
+                except KeyError:
+                    # ``value``'s key has no cached instance yet: route it, then carry on
+                    # with the same iterator. (A KeyError of the key selector itself
+                    # comes again here and fails the batch: nothing of it was sent.)
+                    appends[target_of(key_of(value))](value)
             for index in range(count):
                 if buckets[index]:
                     targets[index].push(buckets[index], None)
-        else:
-            target_of = self._target_of
-            stamps: list[list[Any]] = [[] for _ in range(count)]
-            for value, ts in zip(values, timestamps):
+            return
+        stamps: list[list[Any]] = [[] for _ in range(count)]
+        stamp_appends = [stamp.append for stamp in stamps]
+        stamped = zip(values, timestamps)
+        while True:
+            try:
+                for value, ts in stamped:
+                    index = route[key_of(value)]
+                    appends[index](value)
+                    stamp_appends[index](ts)
+                break
+            except KeyError:
                 index = target_of(key_of(value))
-                buckets[index].append(value)
-                stamps[index].append(ts)
-            for index in range(count):
-                if buckets[index]:
-                    targets[index].push(buckets[index], stamps[index])
+                appends[index](value)
+                stamp_appends[index](ts)
+        for index in range(count):
+            if buckets[index]:
+                targets[index].push(buckets[index], stamps[index])
 
     def _push_all(self, values: list[Any], timestamps: Timestamps) -> None:
         for target in self.targets:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from fraudstream.exceptions import ConfigurationError, JobFailedError
 from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint, state_files_of
 from fraudstream.runtime.clock import SystemClock
+from fraudstream.runtime.workers.pipes import COORDINATOR, FrameWriter, Mesh
+from fraudstream.runtime.workers.pipes import wait as wait_for_pipes
 from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER, encode
 from fraudstream.runtime.workers.worker import driver_main, runs_in_driver, worker_main
 
@@ -39,9 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["ProcessCoordinator"]
 
 log = logging.getLogger("fraudstream.workers")
-
-#: Message lists a worker's inbound queue holds before senders wait.
-QUEUE_DEPTH = 64
 
 
 class ProcessCoordinator:
@@ -90,7 +89,7 @@ class ProcessCoordinator:
         plan = self.runner.plan
         driver = plan is not None and any(runs_in_driver(op) for op in plan.operators)
         self.participants = self.workers + (1 if driver else 0)
-        queues = [context.Queue(QUEUE_DEPTH) for _ in range(self.participants)]
+        mesh = Mesh(self.participants)
         results = context.Queue()
         processes = [
             context.Process(
@@ -98,7 +97,7 @@ class ProcessCoordinator:
                 args=(self.runner, index),
                 kwargs={
                     "workers": self.workers,
-                    "queues": queues,
+                    "mesh": mesh,
                     "results": results,
                     "loaded": loaded,
                     "parent_pid": os.getpid(),
@@ -116,6 +115,8 @@ class ProcessCoordinator:
                 process.start()
         finally:
             gc.unfreeze()
+        mesh.keep({COORDINATOR, self.workers} if driver else {COORDINATOR})
+        writers = [w for w in mesh.writers(COORDINATOR) if w is not None]
         thread = None
         if driver:  # started after forking: a child must not inherit a running thread
             thread = threading.Thread(
@@ -123,7 +124,7 @@ class ProcessCoordinator:
                 args=(self.runner, self.workers),
                 kwargs={
                     "workers": self.workers,
-                    "queues": queues,
+                    "mesh": mesh,
                     "results": results,
                     "loaded": loaded,
                 },
@@ -134,42 +135,45 @@ class ProcessCoordinator:
         self.driver_thread = thread
         failed = True
         try:
-            self._coordinate(storage, queues, results, processes)
+            self._coordinate(storage, writers, results, processes)
             failed = False
         finally:
             if not failed:
-                for inbound in queues:
-                    self._send(inbound, [(EXIT,)])
+                for writer in writers:
+                    self._send(writer, [(EXIT,)])
             elif thread is not None:
-                self._send(queues[self.workers], [(CANCEL,)])
+                self._send(writers[self.workers], [(CANCEL,)])
+            deadline = time.monotonic() + (0 if failed else 10)
+            self._deliver(writers, deadline)
             if thread is not None:
                 thread.join(10)
-            deadline = time.monotonic() + (0 if failed else 10)
             for process in processes:
                 process.join(max(0.0, deadline - time.monotonic()))
                 if process.is_alive():  # a failed job's workers are stopped at once
                     process.kill()
                     process.join()
-            for inbound in [*queues, results]:
-                inbound.cancel_join_thread()
-                inbound.close()
+            results.cancel_join_thread()
+            results.close()
+            mesh.close()
 
     @staticmethod
-    def _send(inbound: Any, messages: list[Any]) -> None:
-        data = encode(messages)
-        while True:
-            try:
-                inbound.put(data, True, 0.05)
+    def _send(writer: FrameWriter, messages: list[Any]) -> None:
+        """Send ``messages`` to one participant (what its pipe cannot take waits)."""
+        writer.put(encode(messages))
+
+    @staticmethod
+    def _deliver(writers: list[FrameWriter], deadline: float) -> None:
+        """Write what waits for the participants' pipes, until ``deadline`` at the latest."""
+        while not all(writer.pump() for writer in writers):
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return
-            except queue.Full:
-                continue
-            except (ValueError, OSError):  # closed: the worker is gone
-                return
+            wait_for_pipes([], writers, min(left, 0.05))
 
     def _coordinate(
         self,
         storage: CheckpointStorage | None,
-        queues: list[Any],
+        writers: list[FrameWriter],
         results: Any,
         processes: list[Any],
     ) -> None:
@@ -181,8 +185,8 @@ class ProcessCoordinator:
         done: set[int] = set()
         while len(done) < self.participants:
             if runner.cancelled:
-                for inbound in queues:
-                    self._send(inbound, [(CANCEL,)])
+                for writer in writers:
+                    self._send(writer, [(CANCEL,)])
                 return
             now = time.monotonic()
             wanted = self.savepoint_requested or (next_due is not None and now >= next_due)
@@ -191,11 +195,13 @@ class ProcessCoordinator:
                 self.savepoint_requested = False
                 pending = {"id": next_id, "acks": {}, "savepoint": savepoint, "started": now}
                 next_id += 1
-                for inbound in queues:
-                    self._send(inbound, [(TRIGGER, pending["id"])])
+                for writer in writers:
+                    self._send(writer, [(TRIGGER, pending["id"])])
                 if interval:
                     next_due = now + interval
             wait = 0.05 if next_due is None else max(0.001, min(0.05, next_due - now))
+            for writer in writers:
+                writer.pump()  # what a busy worker's pipe could not take before
             try:
                 message = results.get(True, wait)
             except queue.Empty:
@@ -211,36 +217,36 @@ class ProcessCoordinator:
             elif kind == "ack" and pending is not None and message[2] == pending["id"]:
                 pending["acks"][message[1]] = message[3]
                 if len(pending["acks"]) == self.participants:
-                    self._publish(storage, pending, queues)
+                    self._publish(storage, pending, writers)
                     pending = None
                     if self.stop_after_savepoint:
                         runner.cancel()
         if storage is not None:
-            self._final_checkpoint(storage, next_id, pending, queues, results)
+            self._final_checkpoint(storage, next_id, pending, writers, results)
 
     def _final_checkpoint(
         self,
         storage: CheckpointStorage,
         next_id: int,
         pending: dict[str, Any] | None,
-        queues: list[Any],
+        writers: list[FrameWriter],
         results: Any,
     ) -> None:
         """Every worker is done: one more checkpoint, on which sinks commit the rest."""
         if pending is None:
             pending = {"id": next_id, "acks": {}, "savepoint": False, "started": time.monotonic()}
-            for inbound in queues:
-                self._send(inbound, [(TRIGGER, pending["id"])])
+            for writer in writers:
+                self._send(writer, [(TRIGGER, pending["id"])])
         while len(pending["acks"]) < self.participants:
             message = results.get(True, 60)
             if message[0] == "failed":
                 self._raise_failure(message)
             if message[0] == "ack" and message[2] == pending["id"]:
                 pending["acks"][message[1]] = message[3]
-        self._publish(storage, pending, queues)
+        self._publish(storage, pending, writers)
 
     def _publish(
-        self, storage: CheckpointStorage | None, pending: dict[str, Any], queues: list[Any]
+        self, storage: CheckpointStorage | None, pending: dict[str, Any], writers: list[FrameWriter]
     ) -> None:
         """Steps 3 and 4: write the checkpoint every worker acknowledged, then commit."""
         checkpoint_id: int = pending["id"]
@@ -261,8 +267,8 @@ class ProcessCoordinator:
             )
             self.last_path = path
             self.last_size = sum(f.stat().st_size for f in path.iterdir())
-        for inbound in queues:
-            self._send(inbound, [(COMPLETE, checkpoint_id)])
+        for writer in writers:
+            self._send(writer, [(COMPLETE, checkpoint_id)])
         self.completed += 1
         self.last_duration_ms = int((time.monotonic() - pending["started"]) * 1000)
 

@@ -1,10 +1,10 @@
 """Messages between worker processes: batches of records, watermarks, barriers, control.
 
-Every worker has one inbound queue. What a worker sends to another during a round is
-collected in its :class:`Outbox` and sent as *one* pickled list of messages at the end
-of the round (or earlier once it holds enough records), so the per-message cost of the
-queue is paid per batch, not per record. A message is a tuple whose first element
-says what it is:
+Every participant has an inbound pipe from each other one (:mod:`.pipes`). What a worker
+sends to another is collected in its :class:`Outbox` and sent as *one* encoded list of
+messages between rounds, once it holds about a source batch of records (or at once when
+the worker idles), so the per-message cost of the pipe is paid per batch, not per
+record. A message is a tuple whose first element says what it is:
 
 - ``(DATA, channel, values, timestamps)``, ``(WATERMARK, channel, ms)``,
   ``(IDLE, channel, flag)``, ``(END, channel)``, ``(BARRIER, channel, checkpoint id)``
@@ -17,20 +17,21 @@ value (tuples, lists, dicts, numbers, strings: about twice as fast as pickle bot
 ways), else :mod:`pickle`; the first byte says which. Both ends run the same
 interpreter, so marshal's version-specific format is safe here.
 
-Queues are bounded. A worker whose send would block keeps taking its own inbound
-messages off its queue meanwhile (:meth:`Inbox.stash`), so two workers sending to each
-other can never wait on each other forever.
+What a pipe cannot take waits in the sender, up to a bound. A worker past the bound
+waits for room, and keeps reading its own inbound pipes meanwhile (:meth:`Inbox.stash`),
+so two workers sending to each other can never wait on each other forever.
 """
 
 from __future__ import annotations
 
 import marshal
 import pickle
-import queue
+import select
 from collections import deque
 from typing import Any
 
 from fraudstream.runtime.operators.base import Timestamps
+from fraudstream.runtime.workers.pipes import FrameReader, FrameWriter, wait
 
 __all__ = [
     "BARRIER",
@@ -73,51 +74,72 @@ def decode(data: bytes) -> list[Any]:
 
 
 class Inbox:
-    """A worker's inbound queue, plus what it took off the queue while blocked sending."""
+    """A participant's inbound pipes, and the complete frames read from them."""
 
-    def __init__(self, inbound: Any) -> None:
-        self.queue = inbound
-        self.stashed: deque[bytes] = deque()
+    def __init__(self, readers: list[FrameReader]) -> None:
+        self.readers = readers
+        self.frames: deque[bytes] = deque()
+        # One poll for all pipes, asked every round: cheaper than reading each empty pipe.
+        self.by_fd = {reader.fd: reader for reader in readers}
+        self.poller = select.poll()
+        for reader in readers:
+            self.poller.register(reader.fd, select.POLLIN)
 
     def stash(self) -> None:
-        """Take everything waiting off the queue (to let senders proceed)."""
-        try:
-            while True:
-                self.stashed.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
+        """Read what every pipe holds now (also to let senders blocked on us proceed)."""
+        for fd, _ in self.poller.poll(0):
+            reader = self.by_fd[fd]
+            reader.read(self.frames)
+            if reader.closed:  # every writer is gone: it would report ready forever
+                self.poller.unregister(fd)
 
     def get(self, timeout: float | None) -> list[Any] | None:
         """The next list of messages; ``None`` when none came within ``timeout`` seconds."""
-        if self.stashed:
-            data = self.stashed.popleft()
-        else:
-            try:
-                data = self.queue.get_nowait() if not timeout else self.queue.get(True, timeout)
-            except queue.Empty:
+        if not self.frames:
+            self.stash()
+            if not self.frames and timeout:
+                wait(self.readers, [], timeout)
+                self.stash()
+            if not self.frames:
                 return None
-        return decode(data)
+        return decode(self.frames.popleft())
 
 
 class Outbox:
-    """Messages to other workers, batched per destination until :meth:`flush`."""
+    """Messages to other participants, batched per destination until :meth:`flush`."""
 
-    def __init__(self, queues: list[Any], inbox: Inbox, flush_records: int = 8192) -> None:
-        self.queues = queues
+    #: Bytes waiting for a pipe (beyond what the pipe holds) before a sender waits.
+    PENDING_LIMIT = 4 << 20
+
+    def __init__(
+        self, writers: list[FrameWriter | None], inbox: Inbox, flush_records: int = 1024
+    ) -> None:
+        # About one source batch per message list: larger lists were slower per record
+        # (records wait in the outbox out of the CPU's caches, and the garbage collector
+        # runs over the thousands of tuples held), smaller ones pay the pipe more often.
+        self.writers = writers
         self.inbox = inbox
         self.flush_records = flush_records
-        self.pending: list[list[Any]] = [[] for _ in queues]
-        self.records = [0] * len(queues)
+        self.pending: list[list[Any]] = [[] for _ in writers]
+        self.records = [0] * len(writers)
         self.batches_sent = 0
         self.bytes_sent = 0
         self.rounds = 0
 
     def add(self, destination: int, message: tuple[Any, ...], records: int = 0) -> None:
-        """Queue ``message`` for ``destination``; sent at the next flush."""
+        """Queue ``message`` for ``destination``; sent by :meth:`send_full` or :meth:`flush`."""
         self.pending[destination].append(message)
-        if records:
-            self.records[destination] += records
-            if self.records[destination] >= self.flush_records:
+        self.records[destination] += records
+
+    def send_full(self) -> None:
+        """Send the message lists that hold ``flush_records`` records or more.
+
+        Called between rounds, not from :meth:`add`: by then the source batch the records
+        came in is gone, and a record no other list holds encodes faster (marshal tracks
+        shared objects).
+        """
+        for destination, records in enumerate(self.records):
+            if records >= self.flush_records:
                 self.send(destination)
 
     def send(self, destination: int) -> None:
@@ -128,13 +150,15 @@ class Outbox:
         self.pending[destination] = []
         self.records[destination] = 0
         data = encode(messages)
-        target = self.queues[destination]
-        while True:
-            try:
-                target.put(data, True, 0.002)
-                break
-            except queue.Full:
-                self.inbox.stash()  # the receiver may be waiting to send to us
+        writer = self.writers[destination]
+        assert writer is not None
+        writer.put(data)
+        while writer.pending_bytes > self.PENDING_LIMIT:
+            # The receiver is behind: wait for room, taking in what others send us
+            # meanwhile (the receiver may itself be waiting to send to us).
+            self.inbox.stash()
+            wait(self.inbox.readers, [writer], 0.05)
+            writer.pump()
         self.batches_sent += 1
         self.bytes_sent += len(data)
 
@@ -148,6 +172,18 @@ class Outbox:
         for destination, messages in enumerate(self.pending):
             if messages:
                 self.send(destination)
+
+    def pump(self) -> bool:
+        """Write what the pipes take now; whether nothing waits for a pipe any more."""
+        idle = True
+        for writer in self.writers:
+            if writer is not None and writer.pending and not writer.pump():
+                idle = False
+        return idle
+
+    def waiting_writers(self) -> list[FrameWriter]:
+        """The pipes with bytes waiting to be written."""
+        return [w for w in self.writers if w is not None and w.pending]
 
 
 class RemoteChannel:

@@ -28,6 +28,7 @@ import ctypes
 import os
 import pickle
 import signal
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from fraudstream.runtime.operators.base import Channel, Operator
 from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
 from fraudstream.runtime.operators.sources import SourceOperator
 from fraudstream.runtime.workers.alignment import Aligner, GatedChannel
+from fraudstream.runtime.workers.pipes import wait as sleep_until_ready
 from fraudstream.runtime.workers.transport import (
     BARRIER,
     CANCEL,
@@ -51,6 +53,9 @@ from fraudstream.runtime.workers.transport import (
     Outbox,
     RemoteChannel,
 )
+
+if TYPE_CHECKING:
+    from fraudstream.runtime.workers.pipes import Mesh
 
 if TYPE_CHECKING:
     from fraudstream.runtime.job import JobRunner
@@ -103,7 +108,7 @@ class WorkerProcess:
         index: int,
         *,
         workers: int,
-        queues: list[Any],
+        mesh: Mesh,
         results: Any,
         loaded: LoadedCheckpoint | None,
     ) -> None:
@@ -111,8 +116,8 @@ class WorkerProcess:
         self.index = index
         self.workers = workers
         self.results = results
-        self.inbox = Inbox(queues[index])
-        self.outbox = Outbox(queues, self.inbox)
+        self.inbox = Inbox(mesh.readers(index))
+        self.outbox = Outbox(mesh.writers(index), self.inbox, runner.batch_size)
         plan = runner.compile()
         if loaded is not None:
             runner.restore(loaded)
@@ -131,6 +136,10 @@ class WorkerProcess:
         self.with_state = runner.checkpoint_config.storage_dir is not None
         self.done_reported = False
         self.stopping = False
+        self.active: list[SourceOperator] = []
+        self.opened: list[Operator] = []
+        self.next_timer: int | None = None
+        self.idle_seconds = 0.0  # waiting for messages or pipe room (a counter)
 
     # -- wiring --------------------------------------------------------------------------------
     def _worker_of(self, operator: Operator) -> int:
@@ -264,64 +273,86 @@ class WorkerProcess:
 
     def run(self) -> None:
         """Open this worker's operators and run until told to stop."""
-        clock = self.runner.clock
-        batch_size = self.runner.batch_size
-        active = list(self.sources)
-        opened: list[Operator] = []
         try:
-            for operator in reversed(self.local):
-                operator.open()
-                opened.append(operator)
+            self.open()
             while not self.stopping:
-                received = False
-                for _ in range(64):
-                    messages = self.inbox.get(None)
-                    if messages is None:
-                        break
-                    received = True
-                    self._dispatch(messages)
-                    if self.stopping:
-                        break
-                if self.stopping:
-                    break
-                produced = 0
-                if active and not self._aligning():
-                    for source in list(active):
-                        count = source.poll(batch_size)
-                        if count < 0:
-                            active.remove(source)
-                        else:
-                            produced += count
-                now = clock.now_ms()
-                next_timer = None
-                for operator in self.local:
-                    due = operator.next_processing_timer()
-                    if due is not None:
-                        if due <= now:
-                            operator.fire_processing_timers(now)
-                            due = operator.next_processing_timer()
-                        if due is not None and (next_timer is None or due < next_timer):
-                            next_timer = due
-                if produced == 0 or self.outbox.due():
-                    # While sources produce, batches for other workers fill up to the
-                    # outbox's threshold (each send wakes the queue's feeder thread, which
-                    # must take the GIL); they go out at once when this worker idles.
-                    self.outbox.flush()
-                if not self.done_reported and self._finished():
-                    self.done_reported = True
-                    self.results.put(("done", self.index, self._counters()))
-                if produced == 0 and not received:
-                    wait = 0.002 if active else 0.05
-                    if next_timer is not None:
-                        wait = max(0.0005, min(wait, (next_timer - now) / 1000))
-                    messages = self.inbox.get(wait)
-                    if messages is not None:
-                        self._dispatch(messages)
+                if not self.step():
+                    self.idle()
         finally:
+            self.close()
+
+    def open(self) -> None:
+        """Open this worker's operators, sinks first."""
+        self.active = list(self.sources)
+        for operator in reversed(self.local):
+            operator.open()
+            self.opened.append(operator)
+
+    def step(self) -> bool:
+        """One round of the loop (see the module's docstring); whether it did anything."""
+        received = False
+        for _ in range(64):
+            messages = self.inbox.get(None)
+            if messages is None:
+                break
+            received = True
+            self._dispatch(messages)
+            if self.stopping:
+                return True
+        produced = 0
+        if self.active and not self._aligning():
+            for source in list(self.active):
+                count = source.poll(self.runner.batch_size)
+                if count < 0:
+                    self.active.remove(source)
+                else:
+                    produced += count
+        self._fire_timers()
+        if produced == 0 or self.outbox.due():
+            # While sources produce, batches for other workers fill up to the outbox's
+            # threshold (fewer, larger messages); they go out at once when this worker
+            # idles.
             self.outbox.flush()
-            for operator in opened:
-                with contextlib.suppress(Exception):
-                    operator.close()
+        else:
+            self.outbox.send_full()
+        self.outbox.pump()
+        if not self.done_reported and self._finished():
+            self.done_reported = True
+            self.results.put(("done", self.index, self._counters()))
+        return produced > 0 or received
+
+    def _fire_timers(self) -> None:
+        now = self.runner.clock.now_ms()
+        next_timer = None
+        for operator in self.local:
+            due = operator.next_processing_timer()
+            if due is not None:
+                if due <= now:
+                    operator.fire_processing_timers(now)
+                    due = operator.next_processing_timer()
+                if due is not None and (next_timer is None or due < next_timer):
+                    next_timer = due
+        self.next_timer = next_timer
+
+    def idle(self) -> None:
+        """Nothing to do: sleep until a message comes, a pipe has room or a timer is due."""
+        wait = 0.002 if self.active else 0.05
+        if self.next_timer is not None:
+            now = self.runner.clock.now_ms()
+            wait = max(0.0005, min(wait, (self.next_timer - now) / 1000))
+        started = time.perf_counter()
+        sleep_until_ready(self.inbox.readers, self.outbox.waiting_writers(), wait)
+        self.idle_seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        """Send what is pending (best effort) and close the opened operators."""
+        # A worker stops on EXIT (every peer is done) or when the job failed, so nobody
+        # waits for what a full pipe cannot take now.
+        self.outbox.flush()
+        self.outbox.pump()
+        for operator in self.opened:
+            with contextlib.suppress(Exception):
+                operator.close()
 
     def _counters(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -335,6 +366,7 @@ class WorkerProcess:
                 out[f"{op.uid}.records_in"] = out.get(f"{op.uid}.records_in", 0) + op.records_in
         out[f"worker{self.index}.batches_sent"] = self.outbox.batches_sent
         out[f"worker{self.index}.bytes_sent"] = self.outbox.bytes_sent
+        out[f"worker{self.index}.idle_ms"] = round(self.idle_seconds * 1000)
         return out
 
 
@@ -357,18 +389,18 @@ def driver_main(
     index: int,
     *,
     workers: int,
-    queues: list[Any],
+    mesh: Mesh,
     results: Any,
     loaded: LoadedCheckpoint | None,
 ) -> None:
     """Run the driver's operators (in-process connectors) in a thread of the job's process.
 
     The driver takes part in the job as one more worker (index ``workers``): its own
-    inbound queue, the same messages, barriers and acknowledgements.
+    inbound pipes, the same messages, barriers and acknowledgements.
     """
     try:
         WorkerProcess(
-            runner, index, workers=workers, queues=queues, results=results, loaded=loaded
+            runner, index, workers=workers, mesh=mesh, results=results, loaded=loaded
         ).run()
     except BaseException as exc:
         data, text, operator, record = _portable(exc)
@@ -380,7 +412,7 @@ def worker_main(
     index: int,
     *,
     workers: int,
-    queues: list[Any],
+    mesh: Mesh,
     results: Any,
     loaded: LoadedCheckpoint | None,
     parent_pid: int,
@@ -388,10 +420,11 @@ def worker_main(
     """Entry point of a worker process (forked: nothing here is pickled)."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
+    mesh.keep({index})
     code = 0
     try:
         WorkerProcess(
-            runner, index, workers=workers, queues=queues, results=results, loaded=loaded
+            runner, index, workers=workers, mesh=mesh, results=results, loaded=loaded
         ).run()
     except BaseException as exc:
         data, text, operator, record = _portable(exc)
@@ -399,8 +432,6 @@ def worker_main(
         code = 1
     # Leave without the interpreter's teardown: native libraries' static destructors
     # (RocksDB's thread pools) may wait for threads that only existed in the parent.
-    for inbound in queues:
-        inbound.cancel_join_thread()
     results.close()
     results.join_thread()
     os._exit(code)
