@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from fraudstream.fraud.rules import (
     parse_rule,
 )
 from fraudstream.fraud.rules.alert import format_key
+from fraudstream.fraud.rules.functions import DynamicAlertFunction, DynamicKeyFunction
 from fraudstream.fraud.rules.model import COUNT_FIELDS
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
 from fraudstream.testing import CapturingSink, ScriptedSource
@@ -312,6 +314,24 @@ def test_job_matches_brute_force_oracle(script: tuple[list[Rule], list[Batch]]) 
     assert run_job(batches, initial).normalized() == oracle(batches, initial).normalized()
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scripts())
+def test_per_record_path_matches_the_oracle(script: tuple[list[Rule], list[Batch]]) -> None:
+    """Without the engine's batch hooks (as on PyFlink): a call per record, timers per key."""
+    initial, batches = script
+    with per_record_calls():
+        assert run_job(batches, initial).normalized() == oracle(batches, initial).normalized()
+
+
+@contextmanager
+def per_record_calls() -> Iterator[None]:
+    """Run the rules functions as PyFlink does: hide their batch hooks from the engine."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DynamicAlertFunction, "process_keyed_batch", None)
+        patch.setattr(DynamicKeyFunction, "process_element_batch", None)
+        yield
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scripts())
 def test_parallelism_two_gives_the_same_alerts(script: tuple[list[Rule], list[Batch]]) -> None:
@@ -478,13 +498,18 @@ def stored_events(checkpoint: Path) -> dict[int, int]:
     for snapshot in payload["operators"]["rules-dynamic-alert"]:
         _kind, table = snapshot["state"].get("rule-windows", ("value", {}))
         for keyed in table.values():
+            if isinstance(keyed, tuple):  # a key's only event: (t, rule_id, value, ...)
+                for rule_id in keyed[1::2]:
+                    per_rule[rule_id] = per_rule.get(rule_id, 0) + 1
+                continue
             for rule_id, window in keyed.windows.items():
                 per_rule[rule_id] = per_rule.get(rule_id, 0) + len(window)
     return per_rule
 
 
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
 def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
-    tmp_path: Path,
+    tmp_path: Path, batches: bool
 ) -> None:
     from fraudstream.testing import AdvanceProcessingTime, ManualClock
 
@@ -523,7 +548,11 @@ def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
         rules_hold_back_time=True,
     )
     streams.alerts.sink_to(CapturingSink())
-    env.execute()
+    if batches:
+        env.execute()
+    else:
+        with per_record_calls():
+            env.execute()
     first, second, third = (tmp_path / f"chk-{n}" for n in (1, 2, 3))
     assert stored_events(first) == {1: 10, 2: 10}
     # The watermark passed the narrow window of the first ten payees: their timers fired.

@@ -22,12 +22,14 @@ instance only, so once).
 
 from __future__ import annotations
 
+import heapq
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from fraudstream.common.typeinfo import Types
 from fraudstream.common.watermark_strategy import MAX_WATERMARK
+from fraudstream.datastream.batch import BatchOutput
 from fraudstream.datastream.functions import (
     BroadcastProcessFunction,
     KeyedBroadcastProcessFunction,
@@ -42,7 +44,12 @@ from fraudstream.fraud.rules.model import (
     Rule,
     RuleState,
 )
-from fraudstream.fraud.rules.windows import KeyWindows, RuleWindow
+from fraudstream.fraud.rules.windows import (
+    KeyWindows,
+    RuleWindow,
+    kind_of,
+    single_event_aggregate,
+)
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS
 
 __all__ = [
@@ -151,6 +158,30 @@ class DynamicKeyFunction(BroadcastProcessFunction):
             groups = self._build_groups(ctx)
         return [((names, getter(value)), value) for names, getter in groups]
 
+    def process_element_batch(
+        self, values: list[Any], timestamps: list[int] | None, ctx: Any, out: BatchOutput
+    ) -> None:
+        """``process_element`` for a whole batch (the embedded engine's batch hook)."""
+        groups = self._groups
+        if groups is None:
+            groups = self._build_groups(ctx)
+        watermark = ctx.current_watermark()
+        forks = out.values
+        fork_stamps = out.timestamps
+        late: list[Any] | None = None
+        late_stamps: list[Any] = []
+        stamps = timestamps if timestamps is not None else [None] * len(values)
+        for value, ts in zip(values, stamps):
+            if value[1] <= watermark:
+                if late is None:
+                    late, late_stamps = out.side(LATE_TAG.tag_id)
+                late.append(value)
+                late_stamps.append(ts)
+                continue
+            for names, getter in groups:
+                forks.append(((names, getter(value)), value))
+                fork_stamps.append(ts)
+
     def process_broadcast_element(
         self, value: Any, ctx: BroadcastProcessFunction.Context
     ) -> Iterator[Any]:
@@ -169,6 +200,7 @@ class _CompiledRule:
         "cooldown_ms",
         "field_index",
         "filters",
+        "kind",
         "label",
         "limit",
         "op",
@@ -178,6 +210,7 @@ class _CompiledRule:
         "shadow",
         "signature",
         "symbol",
+        "width",
     )
 
     def __init__(self, rule: Rule) -> None:
@@ -194,6 +227,75 @@ class _CompiledRule:
         self.cooldown_ms = rule.cooldown_seconds * 1000
         self.shadow = rule.rule_state is RuleState.SHADOW
         self.signature = rule.collection_signature()
+        self.kind = kind_of(rule)
+        self.width = rule.window_ms
+
+    def accepts(self, tx: Any) -> bool:
+        """Whether the rule's filters let ``tx`` into its windows."""
+        return all(f.accepts(tx) for f in self.filters)
+
+
+class _Group:
+    """The rules in force of one grouping, and how to keep a key's first event.
+
+    Most keys of a fine grouping (payee and beneficiary) see one event per window. Such
+    a key's state is a plain tuple ``(t, rule_id, value, rule_id, value, ...)`` - one
+    pair per rule that took the event - instead of a window object per rule: a tenth of
+    the memory and no objects for the garbage collector to scan. The key's second event
+    expands it into :class:`KeyWindows` (see :meth:`expand`).
+    """
+
+    __slots__ = ("by_id", "rules", "single")
+
+    def __init__(self, rules: list[_CompiledRule]) -> None:
+        self.rules = rules
+        self.by_id = {r.rule_id: r for r in rules}
+        only = rules[0] if len(rules) == 1 else None
+        self.single = only if only is not None and not only.filters else None
+
+    def first_event(self, tx: Any) -> tuple[Any, ...] | None:
+        """A key's first event as a compact tuple; ``None`` when some rule fires on it.
+
+        A firing rule may need a cooldown or a reset: that key takes the general path.
+        """
+        rule = self.single
+        if rule is not None:  # the usual case, unrolled
+            index = rule.field_index
+            value = 1.0 if index < 0 else tx[index]
+            if rule.op(single_event_aggregate(rule.kind, value), rule.limit):
+                return None
+            return (tx[1], rule.rule_id, value)
+        entry: list[Any] = [tx[1]]
+        for rule in self.rules:
+            if rule.filters and not rule.accepts(tx):
+                continue
+            index = rule.field_index
+            value = 1.0 if index < 0 else tx[index]
+            if rule.op(single_event_aggregate(rule.kind, value), rule.limit):
+                return None
+            entry.append(rule.rule_id)
+            entry.append(value)
+        return tuple(entry)
+
+    def expand(self, compact: tuple[Any, ...]) -> KeyWindows:
+        """The windows a compact first event stands for (rules no longer in force dropped)."""
+        keyed = KeyWindows()
+        t = compact[0]
+        for i in range(1, len(compact), 2):
+            rule = self.by_id.get(compact[i])
+            if rule is not None:
+                window = keyed.windows[rule.rule_id] = RuleWindow(rule.rule, rule.signature)
+                window.add(t, compact[i + 1])
+        return keyed
+
+
+#: Cleanup times are rounded up to a multiple of this (event-time ms), so that keys share
+#: sweep buckets and timers; state lives at most this much longer than its windows need.
+CLEANUP_GRID_MS = 1000
+
+
+def _cleanup_at(due: int) -> int:
+    return -(-due // CLEANUP_GRID_MS) * CLEANUP_GRID_MS
 
 
 class DynamicAlertFunction(KeyedBroadcastProcessFunction):
@@ -201,64 +303,89 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
 
     Order per event: (1) per rule of the grouping that accepts the event, add it to the
     rule's window and compare the aggregate with the limit, (2) an alert honours the
-    rule's cooldown, then resets a COUNT_WITH_RESET window, (3) store the key's windows
-    and make sure a cleanup timer is pending. The timer (coalesced per key) evicts what
-    the watermark has aged out and re-arms itself for the oldest remaining event.
+    rule's cooldown, then resets a COUNT_WITH_RESET window, (3) store the key's state
+    and make sure its cleanup is scheduled. A key's first event is stored as a compact
+    tuple when no rule fires on it (see :class:`_Group`).
+
+    Two ways to run, same state and same alerts:
+
+    * per record (PyFlink, or any engine without batch hooks): ``process_element`` and
+      an event-time timer per key (coalesced) that evicts what the watermark has aged
+      out and re-arms itself for the oldest remaining event;
+    * in batches (the embedded engine, ``datastream.batch``): ``process_keyed_batch``
+      reads and writes state by explicit key, and instead of timers the instance keeps
+      one schedule (cleanup time -> keys) that ``on_watermark_batch`` sweeps. The
+      schedule is rebuilt from the state after a restore.
     """
 
     def __init__(self, initial_rules: Sequence[Rule] = (), latency: bool = True) -> None:
         self._rules = _RuleSet(initial_rules)
         self._latency = latency
-        self._by_group: dict[tuple[str, ...], list[_CompiledRule]] | None = None
+        self._by_group: dict[tuple[str, ...], _Group] | None = None
         self._cooldowns: dict[int, int] = {}
+        self._widths: dict[int, int] = {}
         self._first_group: tuple[str, ...] | None = None
+        self._schedule: dict[int, list[Any]] = {}
+        self._schedule_times: list[int] = []
+        self._scheduled = False  # the schedule reflects the state (batch mode)
+        self._found: list[RuleAlert] = []
+        self._clock: Callable[[], int] = _no_clock
 
     def open(self, runtime_context: RuntimeContext) -> None:
         """Create the per-key windows state."""
         self.windows_state = runtime_context.get_state(WINDOWS_DESCRIPTOR)
         self._by_group = None
+        self._schedule = {}
+        self._schedule_times = []
+        self._scheduled = False
 
-    def _build(self, ctx: Any) -> dict[tuple[str, ...], list[_CompiledRule]]:
-        by_group: dict[tuple[str, ...], list[_CompiledRule]] = {}
+    def _build(self, ctx: Any) -> dict[tuple[str, ...], _Group]:
+        compiled: dict[tuple[str, ...], list[_CompiledRule]] = {}
         cooldowns: dict[int, int] = {}
+        widths: dict[int, int] = {}
         for rule_id in sorted(current := self._rules.current(ctx)):
             rule = current[rule_id]
             if rule.evaluated:
-                by_group.setdefault(rule.grouping_key_names, []).append(_CompiledRule(rule))
+                compiled.setdefault(rule.grouping_key_names, []).append(_CompiledRule(rule))
                 cooldowns[rule_id] = rule.cooldown_seconds * 1000
+                widths[rule_id] = rule.window_ms
+        by_group = {names: _Group(rules) for names, rules in compiled.items()}
         self._by_group = by_group
         self._cooldowns = cooldowns
+        self._widths = widths
         self._first_group = min(by_group) if by_group else None
         return by_group
 
-    def process_element(
-        self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext
-    ) -> list[Any] | tuple[()]:
-        """Evaluate the grouping's rules on one transaction of the current key.
+    # -- the evaluation, shared by both ways to run --------------------------------------------
+    def _evaluate(
+        self,
+        group: _Group,
+        names: tuple[str, ...],
+        key_values: Any,
+        tx: Any,
+        stored: Any,
+    ) -> tuple[Any, bool]:
+        """Evaluate ``tx`` against ``stored``; the new state and whether windows were created.
 
-        Returns its outputs as a list (no generator on this hot path; most calls emit
-        nothing). One latency record per transaction: from its first grouping's fork.
+        Alerts are appended to ``self._found``, stamped with ``self._clock()`` (both set
+        by the caller, once per call or per batch). The new state is a compact tuple (the key's
+        first event), a :class:`KeyWindows` (changed in place), or ``None``.
         """
-        (names, key_values), tx = value
-        by_group = self._by_group
-        if by_group is None:
-            by_group = self._build(ctx)
-        timers = ctx.timer_service()
-        out: list[Any] | tuple[()] = ()
-        if self._latency and names == self._first_group:
-            out = [(LATENCY_TAG, timers.current_processing_time() - tx[6])]
-        compiled = by_group.get(names)
-        if not compiled:
-            return out
-        state = self.windows_state
-        keyed: KeyWindows | None = state.value()
-        if keyed is None:
+        if stored is None:
+            compact = group.first_event(tx)
+            if compact is not None:
+                return (compact if len(compact) > 1 else None), False
             keyed = KeyWindows()
+        elif stored.__class__ is tuple:
+            keyed = group.expand(stored)
+            keyed.timer = _cleanup_at(self._compact_due(stored))  # already scheduled then
+        else:
+            keyed = stored
         t = tx[1]
         windows = keyed.windows
         created = False
-        for rule in compiled:
-            if rule.filters and not all(f.accepts(tx) for f in rule.filters):
+        for rule in group.rules:
+            if rule.filters and not rule.accepts(tx):
                 continue
             rule_id = rule.rule_id
             window = windows.get(rule_id)
@@ -278,53 +405,92 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 window.last_alert = t
             if rule.resets:
                 window.clear()
-            alert = RuleAlert(
-                rule_id,
-                rule.rule.version,
-                names,
-                key_values,
-                tx,
-                aggregate,
-                rule.limit,
-                rule.symbol,
-                rule.label,
-                start,
-                end,
-                rule.rule.window_minutes,
-                count,
-                rule.shadow,
-                timers.current_processing_time(),
+            self._found.append(
+                RuleAlert(
+                    rule_id,
+                    rule.rule.version,
+                    names,
+                    key_values,
+                    tx,
+                    aggregate,
+                    rule.limit,
+                    rule.symbol,
+                    rule.label,
+                    start,
+                    end,
+                    rule.rule.window_minutes,
+                    count,
+                    rule.shadow,
+                    self._clock(),
+                )
             )
-            if not out:
-                out = []
-            out.append((SHADOW_TAG, alert) if rule.shadow else alert)
-        state.update(keyed)
-        if keyed.timer is None or created:
-            self._arm(keyed, timers, t)
-        return out
+        return keyed, created
 
-    def _arm(self, keyed: KeyWindows, timers: Any, now: int) -> None:
-        """Register the cleanup timer for the oldest stored event (coalesced per key)."""
+    def _compact_due(self, compact: tuple[Any, ...]) -> int:
+        """When a compact first event leaves the narrowest window of the rules that took it."""
+        widths = self._widths
+        narrowest = min((widths.get(compact[i], 0) for i in range(1, len(compact), 2)), default=0)
+        return int(compact[0]) + narrowest
+
+    def _cleanup_due(self, keyed: KeyWindows, now: int) -> int | None:
+        """The rounded time the key's windows next need a cleanup, after ``now``."""
         due = keyed.next_cleanup(self._cooldowns)
         if due is None:
-            return
-        # Round up to a slack of 1/16 of the time still to wait (at least a second): a hot
-        # key's timer fires a few times per window, not once per event; state lives at
-        # most that much longer.
-        due = max(due, now + 1)  # an expired cooldown must not re-arm in the past forever
-        slack = max(1000, (due - now) // 16)
-        due = -(-due // slack) * slack
-        if keyed.timer is None or due < keyed.timer:
-            keyed.timer = due
-            timers.register_event_time_timer(due)
+            return None
+        return _cleanup_at(max(due, now + 1))  # an expired cooldown: not in the past
+
+    @staticmethod
+    def _route(alerts: list[RuleAlert]) -> list[Any]:
+        return [(SHADOW_TAG, a) if a.shadow else a for a in alerts]
+
+    # -- per record (PyFlink) ------------------------------------------------------------------
+    def process_element(
+        self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext
+    ) -> list[Any] | tuple[()]:
+        """Evaluate the grouping's rules on one transaction of the current key.
+
+        Returns its outputs as a list (no generator on this hot path; most calls emit
+        nothing). One latency record per transaction: from its first grouping's fork.
+        """
+        (names, key_values), tx = value
+        by_group = self._by_group
+        if by_group is None:
+            by_group = self._build(ctx)
+        timers = ctx.timer_service()
+        out: list[Any] = []
+        if self._latency and names == self._first_group:
+            out.append((LATENCY_TAG, timers.current_processing_time() - tx[6]))
+        group = by_group.get(names)
+        if group is None:
+            return out
+        state = self.windows_state
+        stored = state.value()
+        found: list[RuleAlert] = []
+        self._found = found
+        self._clock = timers.current_processing_time
+        new, created = self._evaluate(group, names, key_values, tx, stored)
+        if found:
+            out.extend(self._route(found))
+        if new is None:
+            return out
+        state.update(new)
+        if new.__class__ is tuple:
+            timers.register_event_time_timer(_cleanup_at(self._compact_due(new)))
+        elif new.timer is None or created or stored.__class__ is tuple:
+            due = self._cleanup_due(new, tx[1])
+            if due is not None and (new.timer is None or due < new.timer):
+                new.timer = due
+                timers.register_event_time_timer(due)
+                state.update(new)
+        return out
 
     def on_timer(
         self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext
     ) -> tuple[()]:
         """Evict aged events of this key; re-arm for the oldest remaining one."""
         state = self.windows_state
-        keyed: KeyWindows | None = state.value()
-        if keyed is None:
+        stored = state.value()
+        if stored is None:
             return ()
         timers = ctx.timer_service()
         watermark = max(timestamp, timers.current_watermark())
@@ -333,17 +499,162 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
             return ()
         if self._by_group is None:
             self._build(ctx)
-        if keyed.timer is not None and keyed.timer <= timestamp:
+        new, due = self._clean(stored, timestamp, watermark)
+        if new is None:
+            state.clear()
+            return ()
+        state.update(new)
+        if due is not None:
+            timers.register_event_time_timer(due)
+        return ()
+
+    def _clean(self, stored: Any, scheduled: int, watermark: int) -> tuple[Any, int | None]:
+        """Cleanup of one key at ``watermark`` (its cleanup was scheduled at ``scheduled``).
+
+        Returns the new state (``None``: forget the key) and when to clean it next
+        (``None``: already scheduled, or nothing left).
+        """
+        if stored.__class__ is tuple:  # keep the rules whose windows still need the event
+            t = stored[0]
+            widths = self._widths
+            kept = [t]
+            for i in range(1, len(stored), 2):
+                if t + widths.get(stored[i], 0) > watermark:
+                    kept.extend(stored[i : i + 2])
+            if len(kept) == 1:
+                return None, None
+            compact = stored if len(kept) == len(stored) else tuple(kept)
+            return compact, _cleanup_at(self._compact_due(compact))
+        keyed: KeyWindows = stored
+        if keyed.timer is not None and keyed.timer <= scheduled:
             keyed.timer = None
         keyed.evict(watermark, self._cooldowns)
         if not keyed.windows:
-            state.clear()
-            return ()
-        if keyed.timer is None:
-            self._arm(keyed, timers, watermark)
-        state.update(keyed)
-        return ()
+            return None, None
+        if keyed.timer is not None:
+            return keyed, None
+        keyed.timer = self._cleanup_due(keyed, watermark)
+        return keyed, keyed.timer
 
+    # -- in batches (the embedded engine) ------------------------------------------------------
+    def process_keyed_batch(
+        self,
+        keys: list[Any],
+        values: list[Any],
+        timestamps: list[int] | None,
+        ctx: Any,
+        out: BatchOutput,
+    ) -> None:
+        """``process_element`` for a whole batch, state by explicit key, no timers."""
+        by_group = self._by_group
+        if by_group is None:
+            by_group = self._build(ctx)
+        table = ctx.value_table(WINDOWS_DESCRIPTOR)
+        if not self._scheduled:
+            self._rebuild_schedule(table)
+        clock = ctx.current_processing_time
+        first_group = self._first_group if self._latency else None
+        latency_values, latency_stamps = out.side(LATENCY_TAG.tag_id)
+        stamps = timestamps if timestamps is not None else [None] * len(values)
+        get = table.get
+        schedule = self._schedule_key
+        evaluate = self._evaluate
+        found: list[RuleAlert] = []
+        self._found = found
+        self._clock = clock
+        for key, value, ts in zip(keys, values, stamps):
+            names, tx = value[0][0], value[1]
+            if names == first_group:
+                latency_values.append(clock() - tx[6])
+                latency_stamps.append(ts)
+            group = by_group.get(names)
+            if group is None:
+                continue
+            stored = get(key)
+            if stored is None:
+                compact = group.first_event(tx)
+                if compact is not None:  # the usual first event: no window objects
+                    if len(compact) > 1:
+                        table[key] = compact
+                        schedule(key, _cleanup_at(self._compact_due(compact)))
+                    continue
+            new, created = evaluate(group, names, value[0][1], tx, stored)
+            if found:
+                self._emit_alerts(found, ts, out)
+            if new is None:
+                continue
+            if new.timer is None or created or stored.__class__ is tuple:
+                due = self._cleanup_due(new, tx[1])
+                if due is not None and (new.timer is None or due < new.timer):
+                    new.timer = due
+                    schedule(key, due)
+            table[key] = new
+
+    def _emit_alerts(self, found: list[RuleAlert], ts: int | None, out: BatchOutput) -> None:
+        for alert in found:
+            if alert.shadow:
+                shadow_values, shadow_stamps = out.side(SHADOW_TAG.tag_id)
+                shadow_values.append(alert)
+                shadow_stamps.append(ts)
+            else:
+                out.values.append(alert)
+                out.timestamps.append(ts)
+        found.clear()
+
+    def _schedule_key(self, key: Any, due: int) -> None:
+        keys = self._schedule.get(due)
+        if keys is None:
+            self._schedule[due] = [key]
+            heapq.heappush(self._schedule_times, due)
+        else:
+            keys.append(key)
+
+    def _rebuild_schedule(self, table: Any) -> None:
+        """After a restore: schedule every key's cleanup from its state."""
+        self._scheduled = True
+        for key in list(table):
+            stored = table.get(key)
+            if stored.__class__ is tuple:
+                self._schedule_key(key, _cleanup_at(self._compact_due(stored)))
+            elif stored is not None:
+                due = stored.timer
+                if due is None:
+                    due = stored.timer = self._cleanup_due(stored, -(2**62))
+                    table[key] = stored
+                if due is not None:
+                    self._schedule_key(key, due)
+
+    def on_watermark_batch(self, watermark: int, ctx: Any, out: BatchOutput) -> None:
+        """Clean up the keys whose scheduled cleanup the watermark has reached."""
+        table = ctx.value_table(WINDOWS_DESCRIPTOR)
+        if self._by_group is None:
+            self._build(ctx)
+        if not self._scheduled:
+            self._rebuild_schedule(table)
+        if watermark >= MAX_WATERMARK:  # end of input: no event can come any more
+            for key in list(table):
+                table.pop(key, None)
+            self._schedule.clear()
+            self._schedule_times.clear()
+            return
+        times = self._schedule_times
+        while times and times[0] <= watermark:
+            scheduled = heapq.heappop(times)
+            for key in self._schedule.pop(scheduled):
+                stored = table.get(key)
+                if stored is None:
+                    continue
+                if stored.__class__ is not tuple and stored.timer != scheduled:
+                    continue  # rescheduled meanwhile: another entry stands for it
+                new, due = self._clean(stored, scheduled, watermark)
+                if new is None:
+                    table.pop(key, None)
+                    continue
+                if due is not None:
+                    self._schedule_key(key, due)
+                table[key] = new
+
+    # -- rule changes --------------------------------------------------------------------------
     def process_broadcast_element(
         self, value: Any, ctx: KeyedBroadcastProcessFunction.Context
     ) -> Iterator[Any]:
@@ -370,6 +681,10 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         yield from ()
 
 
+def _no_clock() -> int:
+    return 0
+
+
 def _clear_state(key: Any, state: Any) -> None:
     state.clear()
 
@@ -381,9 +696,20 @@ class _Dropper:
         self.rule_ids = rule_ids
 
     def __call__(self, key: Any, state: Any) -> None:
-        keyed: KeyWindows | None = state.value()
-        if keyed is None:
+        stored = state.value()
+        if stored is None:
             return
+        if stored.__class__ is tuple:  # a compact first event: keep the other rules' pairs
+            kept = [stored[0]]
+            for i in range(1, len(stored), 2):
+                if stored[i] not in self.rule_ids:
+                    kept.extend(stored[i : i + 2])
+            if len(kept) > 1:
+                state.update(tuple(kept))
+            else:
+                state.clear()
+            return
+        keyed: KeyWindows = stored
         for rule_id in self.rule_ids:
             keyed.windows.pop(rule_id, None)
         if keyed.windows:

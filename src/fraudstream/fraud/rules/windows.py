@@ -32,7 +32,7 @@ from typing import Any
 
 from fraudstream.fraud.rules.model import Aggregator, Rule
 
-__all__ = ["KeyWindows", "RuleWindow", "WindowResult"]
+__all__ = ["KeyWindows", "RuleWindow", "WindowResult", "kind_of", "single_event_aggregate"]
 
 #: (aggregate or None for an empty window, events in the window, window start, window end)
 WindowResult = tuple[float | None, int, int, int]
@@ -46,6 +46,28 @@ _KIND = {
     Aggregator.COUNT_DISTINCT: _DISTINCT,
     Aggregator.STDDEV: _STDDEV,
 }
+
+
+def kind_of(rule: Rule) -> int:
+    """The aggregate kind code of a rule's windows (for :func:`single_event_aggregate`)."""
+    return _KIND[rule.aggregator_function_type]
+
+
+def single_event_aggregate(kind: int, value: Any) -> float:
+    """The aggregate of a window holding one event, exactly as :class:`RuleWindow` computes it.
+
+    A key's first event needs no window object: this is what ``RuleWindow.add`` would
+    return for it (same arithmetic, so the same float).
+    """
+    if kind <= _AVG:
+        total: float = 0.0 + value  # SUM: the running total from 0.0; AVG: that total / 1
+        return total
+    if kind == _STDDEV:
+        total = 0.0 + value
+        return math.sqrt(max(0.0, (0.0 + value * value) - total * total))
+    if kind == _DISTINCT:
+        return 1.0
+    return float(value)
 
 
 _NO_COUNTS: dict[Any, int] = {}  # shared, never written: kinds without distinct counts

@@ -1,0 +1,48 @@
+"""Batch hooks: an optional, fraudstream-only fast path for process functions.
+
+PyFlink calls a process function once per record, and so does fraudstream for every
+function written against the PyFlink API. A function may *also* define the hooks below;
+the embedded engine then hands it whole batches instead (PyFlink, which does not know
+them, keeps calling the per-record methods, so the function must give the same results
+both ways). They save the per-record call, context and key switching of the engine.
+
+``process_element_batch(values, timestamps, ctx, out)``
+    On a ``BroadcastProcessFunction`` (non-broadcast side) or a ``ProcessFunction``:
+    process ``values`` (``timestamps`` is a parallel list, or ``None`` when the stream
+    has no event time) and append the results to ``out``.
+
+``process_keyed_batch(keys, values, timestamps, ctx, out)``
+    On a ``KeyedBroadcastProcessFunction`` (non-broadcast side): the same with each
+    record's key in ``keys``. No current key is set: keyed state is reached by explicit
+    key through ``ctx.value_table(descriptor)`` (see
+    :meth:`~fraudstream.state.base.KeyedStateBackend.value_table`).
+
+``on_watermark_batch(watermark, ctx, out)``
+    On a keyed function with ``process_keyed_batch``: called each time the operator's
+    watermark advances, after due event-time timers and before the watermark goes
+    downstream; replaces per-key cleanup timers by one sweep per instance.
+
+The batch hooks are used only when the operator does not divert failing records to a
+side output (they cannot say which record of a batch failed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["BatchOutput"]
+
+
+class BatchOutput(Protocol):
+    """Where batch hooks put their results, in order.
+
+    ``values`` and ``timestamps`` are the main output (append to both, a timestamp or
+    ``None`` per value); :meth:`side` gives the two lists of a side output.
+    """
+
+    values: list[Any]
+    timestamps: list[int | None]
+
+    def side(self, tag_id: str) -> tuple[list[Any], list[int | None]]:
+        """The value and timestamp lists of the side output ``tag_id`` (created if new)."""
+        ...
