@@ -60,8 +60,9 @@ class KeyedStateBackend(ABC):
         For batch functions (a fraudstream extension): they read and write many keys'
         values per call without setting :attr:`current_key` for each. The mapping has
         ``get(key)``, ``table[key] = value``, ``pop(key, None)`` and iteration over
-        keys; a value read must be written back after changing it (on-disk backends
-        hand out copies).
+        keys. A value read must be written back after changing it (on-disk backends
+        hand out copies), except from a ``dict`` (the memory backend's own table, which
+        holds the stored objects themselves).
         """
         if descriptor.kind != "value" or descriptor.ttl_config is not None:
             raise ConfigurationError(

@@ -41,12 +41,15 @@ from fraudstream.fraud.rules.alert import RuleAlert
 from fraudstream.fraud.rules.model import (
     COUNT_FIELDS,
     ControlType,
+    LimitOperator,
     Rule,
     RuleState,
 )
 from fraudstream.fraud.rules.windows import (
+    SUMMED_KINDS,
     KeyWindows,
     RuleWindow,
+    WindowResult,
     kind_of,
     single_event_aggregate,
 )
@@ -193,6 +196,17 @@ class DynamicKeyFunction(BroadcastProcessFunction):
                 yield CURRENT_RULES_TAG, rule
 
 
+#: ``value <op> limit`` as built-in functions (a Python method call costs more).
+_COMPARE: dict[LimitOperator, Callable[[Any, Any], bool]] = {
+    LimitOperator.EQUAL: operator.eq,
+    LimitOperator.NOT_EQUAL: operator.ne,
+    LimitOperator.GREATER_EQUAL: operator.ge,
+    LimitOperator.LESS_EQUAL: operator.le,
+    LimitOperator.GREATER: operator.gt,
+    LimitOperator.LESS: operator.lt,
+}
+
+
 class _CompiledRule:
     """What the hot path needs of a rule, looked up once per rule change."""
 
@@ -209,6 +223,7 @@ class _CompiledRule:
         "rule_id",
         "shadow",
         "signature",
+        "sums",
         "symbol",
         "width",
     )
@@ -220,7 +235,7 @@ class _CompiledRule:
         self.field_index = -1 if field in COUNT_FIELDS else TRANSACTION_FIELDS[field]
         self.resets = field == "COUNT_WITH_RESET_FLINK"
         self.filters = rule.filters
-        self.op = rule.limit_operator_type.apply
+        self.op = _COMPARE[rule.limit_operator_type]
         self.symbol = rule.limit_operator_type.symbol
         self.limit = rule.limit
         self.label = rule.aggregate_label()
@@ -228,6 +243,7 @@ class _CompiledRule:
         self.shadow = rule.rule_state is RuleState.SHADOW
         self.signature = rule.collection_signature()
         self.kind = kind_of(rule)
+        self.sums = self.kind in SUMMED_KINDS  # one event's aggregate: 0.0 + value
         self.width = rule.window_ms
 
     def accepts(self, tx: Any) -> bool:
@@ -245,11 +261,15 @@ class _Group:
     expands it into :class:`KeyWindows` (see :meth:`expand`).
     """
 
-    __slots__ = ("by_id", "rules", "single")
+    __slots__ = ("by_id", "full", "narrowest", "rules", "single")
 
     def __init__(self, rules: list[_CompiledRule]) -> None:
         self.rules = rules
         self.by_id = {r.rule_id: r for r in rules}
+        #: a compact event of this length holds every rule; then it ages out of a first
+        #: window ``narrowest`` ms after its event time
+        self.full = 1 + 2 * len(rules)
+        self.narrowest = min(r.width for r in rules)
         only = rules[0] if len(rules) == 1 else None
         self.single = only if only is not None and not only.filters else None
 
@@ -368,8 +388,8 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         """Evaluate ``tx`` against ``stored``; the new state and whether windows were created.
 
         Alerts are appended to ``self._found``, stamped with ``self._clock()`` (both set
-        by the caller, once per call or per batch). The new state is a compact tuple (the key's
-        first event), a :class:`KeyWindows` (changed in place), or ``None``.
+        by the caller, once per call or per batch). The new state is a compact tuple (the
+        key's first event), a :class:`KeyWindows` (changed in place), or ``None``.
         """
         if stored is None:
             compact = group.first_event(tx)
@@ -394,37 +414,57 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
             ):
                 window = windows[rule_id] = RuleWindow(rule.rule, rule.signature)
                 created = True
+            else:
+                window.signature = rule.signature  # equal: the same object from now on
             index = rule.field_index
             aggregate, count, start, end = window.add(t, 1.0 if index < 0 else tx[index])
-            if aggregate is None or not rule.op(aggregate, rule.limit):
-                continue
-            last = window.last_alert
-            if last is not None and t - last < rule.cooldown_ms:
-                continue
-            if rule.cooldown_ms:
-                window.last_alert = t
-            if rule.resets:
-                window.clear()
-            self._found.append(
-                RuleAlert(
-                    rule_id,
-                    rule.rule.version,
-                    names,
-                    key_values,
-                    tx,
-                    aggregate,
-                    rule.limit,
-                    rule.symbol,
-                    rule.label,
-                    start,
-                    end,
-                    rule.rule.window_minutes,
-                    count,
-                    rule.shadow,
-                    self._clock(),
-                )
-            )
+            if aggregate is not None and rule.op(aggregate, rule.limit):
+                result = (aggregate, count, start, end)
+                self._fired(rule, window, result, (names, key_values), tx)
         return keyed, created
+
+    def _fired(
+        self,
+        rule: _CompiledRule,
+        window: RuleWindow,
+        result: WindowResult,
+        fork: tuple[tuple[str, ...], Any],
+        tx: Any,
+    ) -> None:
+        """The aggregate met the limit: honour the cooldown, alert, reset a counting window.
+
+        ``fork`` is the key: ``(grouping key names, their values)``.
+        """
+        t = tx[1]
+        last = window.last_alert
+        if last is not None and t - last < rule.cooldown_ms:
+            return
+        if rule.cooldown_ms:
+            window.last_alert = t
+        if rule.resets:
+            window.clear()
+        aggregate, count, start, end = result
+        assert aggregate is not None  # it met the limit
+        names, key_values = fork
+        self._found.append(
+            RuleAlert(
+                rule.rule_id,
+                rule.rule.version,
+                names,
+                key_values,
+                tx,
+                aggregate,
+                rule.limit,
+                rule.symbol,
+                rule.label,
+                start,
+                end,
+                rule.rule.window_minutes,
+                count,
+                rule.shadow,
+                self._clock(),
+            )
+        )
 
     def _compact_due(self, compact: tuple[Any, ...]) -> int:
         """When a compact first event leaves the narrowest window of the rules that took it."""
@@ -562,23 +602,78 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         found: list[RuleAlert] = []
         self._found = found
         self._clock = clock
+        now = clock()
+        counted = 0
+        scheduled = self._schedule
+        # A dict (memory backend) holds the stored objects themselves: changed in place,
+        # they need no write back. Other backends hand out copies.
+        write_back = table.__class__ is not dict
+        last_due = None
+        last_keys: list[Any] = []
         for key, value, ts in zip(keys, values, stamps):
-            names, tx = value[0][0], value[1]
+            fork, tx = value
+            names = fork[0]
             if names == first_group:
-                latency_values.append(clock() - tx[6])
+                # The clock is read every 64 transactions (a call per record would cost
+                # more than the rest of the latency record): ~0.1 ms at most behind.
+                counted += 1
+                if not counted & 63:
+                    now = clock()
+                latency_values.append(now - tx[6])
                 latency_stamps.append(ts)
             group = by_group.get(names)
             if group is None:
                 continue
             stored = get(key)
             if stored is None:
+                rule = group.single
+                if rule is not None and rule.sums:
+                    # A key's first event, one SUM/AVG/COUNT rule (most keys): what
+                    # first_event and _schedule_key do, unrolled; the bucket of the last
+                    # scheduled key is at hand (event times rise, buckets repeat).
+                    index = rule.field_index
+                    amount = 1.0 if index < 0 else tx[index]
+                    if not rule.op(0.0 + amount, rule.limit):
+                        t = tx[1]
+                        table[key] = (t, rule.rule_id, amount)
+                        due = -(-(t + rule.width) // CLEANUP_GRID_MS) * CLEANUP_GRID_MS
+                        if due != last_due:
+                            keys_then = scheduled.get(due)
+                            if keys_then is None:
+                                keys_then = scheduled[due] = []
+                                heapq.heappush(self._schedule_times, due)
+                            last_keys = keys_then
+                            last_due = due
+                        last_keys.append(key)
+                        continue
                 compact = group.first_event(tx)
                 if compact is not None:  # the usual first event: no window objects
-                    if len(compact) > 1:
+                    if len(compact) == group.full:
+                        table[key] = compact
+                        schedule(key, _cleanup_at(compact[0] + group.narrowest))
+                    elif len(compact) > 1:
                         table[key] = compact
                         schedule(key, _cleanup_at(self._compact_due(compact)))
                     continue
-            new, created = evaluate(group, names, value[0][1], tx, stored)
+            elif (
+                stored.__class__ is KeyWindows
+                and stored.timer is not None
+                and (rule := group.single) is not None
+            ):
+                window = stored.windows.get(rule.rule_id)
+                if window is not None and window.signature is rule.signature:
+                    # A key's later event, one rule without filters (the usual case):
+                    # _evaluate's steps for it, with its cleanup already scheduled.
+                    index = rule.field_index
+                    result = window.add(tx[1], 1.0 if index < 0 else tx[index])
+                    aggregate = result[0]
+                    if aggregate is not None and rule.op(aggregate, rule.limit):
+                        self._fired(rule, window, result, fork, tx)
+                        self._emit_alerts(found, ts, out)
+                    if write_back:
+                        table[key] = stored
+                    continue
+            new, created = evaluate(group, names, fork[1], tx, stored)
             if found:
                 self._emit_alerts(found, ts, out)
             if new is None:

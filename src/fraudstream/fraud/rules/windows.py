@@ -32,7 +32,14 @@ from typing import Any
 
 from fraudstream.fraud.rules.model import Aggregator, Rule
 
-__all__ = ["KeyWindows", "RuleWindow", "WindowResult", "kind_of", "single_event_aggregate"]
+__all__ = [
+    "SUMMED_KINDS",
+    "KeyWindows",
+    "RuleWindow",
+    "WindowResult",
+    "kind_of",
+    "single_event_aggregate",
+]
 
 #: (aggregate or None for an empty window, events in the window, window start, window end)
 WindowResult = tuple[float | None, int, int, int]
@@ -46,6 +53,9 @@ _KIND = {
     Aggregator.COUNT_DISTINCT: _DISTINCT,
     Aggregator.STDDEV: _STDDEV,
 }
+
+#: Kinds whose aggregate is a running sum (SUM, AVG; COUNT fields are sums of 1.0).
+SUMMED_KINDS = frozenset({_SUM, _AVG})
 
 
 def kind_of(rule: Rule) -> int:
@@ -213,6 +223,25 @@ class RuleWindow:
         width = self.width
         max_t = self.max_t
         if max_t is None or t >= max_t:
+            kind = self.kind
+            if kind <= _AVG:
+                # 1a. In order, SUM / AVG / COUNT (the usual case): the steps of 1 inlined,
+                # same arithmetic in the same order.
+                times.append(t)
+                self.values.append(value)
+                self.max_t = t
+                total = self.total + value
+                start = t - width
+                left = self.left
+                if times[left] < start:
+                    values = self.values
+                    while times[left] < start:
+                        total -= values[left]
+                        left += 1
+                    self.left = left
+                self.total = total
+                count = len(times) - left
+                return (total if kind == _SUM else total / count), count, start, t
             # 1. In order: append, slide the running window's left edge.
             times.append(t)
             self.values.append(value)
