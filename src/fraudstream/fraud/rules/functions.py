@@ -120,6 +120,9 @@ class _RuleSet:
         return None
 
 
+_EVENT_TIME = operator.itemgetter(TRANSACTION_FIELDS["eventTime"])
+
+
 def _grouping_getter(names: tuple[str, ...]) -> Any:
     return operator.itemgetter(*(TRANSACTION_FIELDS[n] for n in names))
 
@@ -164,26 +167,41 @@ class DynamicKeyFunction(BroadcastProcessFunction):
     def process_element_batch(
         self, values: list[Any], timestamps: list[int] | None, ctx: Any, out: BatchOutput
     ) -> None:
-        """``process_element`` for a whole batch (the embedded engine's batch hook)."""
+        """``process_element`` for a whole batch (the embedded engine's batch hook).
+
+        The forks come grouping by grouping (all forks of the first grouping, then the
+        second's...), each in the batch's order: a key's events keep their order, and
+        the alert function meets runs of one grouping.
+        """
         groups = self._groups
         if groups is None:
             groups = self._build_groups(ctx)
         watermark = ctx.current_watermark()
+        stamps: list[Any] = timestamps if timestamps is not None else [None] * len(values)
+        if values and min(map(_EVENT_TIME, values)) <= watermark:
+            values, stamps = self._split_late(values, stamps, watermark, out)
         forks = out.values
         fork_stamps = out.timestamps
-        late: list[Any] | None = None
-        late_stamps: list[Any] = []
-        stamps = timestamps if timestamps is not None else [None] * len(values)
+        for names, getter in groups:
+            forks.extend([((names, key), v) for key, v in zip(map(getter, values), values)])
+            fork_stamps.extend(stamps)
+
+    @staticmethod
+    def _split_late(
+        values: list[Any], stamps: list[Any], watermark: int, out: BatchOutput
+    ) -> tuple[list[Any], list[Any]]:
+        """Send transactions at or behind the watermark to the late output; the others."""
+        late, late_stamps = out.side(LATE_TAG.tag_id)
+        on_time: list[Any] = []
+        on_time_stamps: list[Any] = []
         for value, ts in zip(values, stamps):
             if value[1] <= watermark:
-                if late is None:
-                    late, late_stamps = out.side(LATE_TAG.tag_id)
                 late.append(value)
                 late_stamps.append(ts)
-                continue
-            for names, getter in groups:
-                forks.append(((names, getter(value)), value))
-                fork_stamps.append(ts)
+            else:
+                on_time.append(value)
+                on_time_stamps.append(ts)
+        return on_time, on_time_stamps
 
     def process_broadcast_element(
         self, value: Any, ctx: BroadcastProcessFunction.Context
@@ -610,10 +628,17 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         write_back = table.__class__ is not dict
         last_due = None
         last_keys: list[Any] = []
+        last_names = None
+        group: _Group | None = None
+        is_first = False
         for key, value, ts in zip(keys, values, stamps):
             fork, tx = value
             names = fork[0]
-            if names == first_group:
+            if names is not last_names:  # forks come in runs of one grouping
+                last_names = names
+                group = by_group.get(names)
+                is_first = names == first_group
+            if is_first:
                 # The clock is read every 64 transactions (a call per record would cost
                 # more than the rest of the latency record): ~0.1 ms at most behind.
                 counted += 1
@@ -621,7 +646,6 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                     now = clock()
                 latency_values.append(now - tx[6])
                 latency_stamps.append(ts)
-            group = by_group.get(names)
             if group is None:
                 continue
             stored = get(key)
