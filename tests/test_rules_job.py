@@ -502,7 +502,8 @@ def stored_events(checkpoint: Path) -> dict[int, int]:
                 for rule_id in keyed[1::2]:
                     per_rule[rule_id] = per_rule.get(rule_id, 0) + 1
                 continue
-            for rule_id, window in keyed.windows.items():
+            windows = keyed.windows if hasattr(keyed, "windows") else {keyed.rule_id: keyed}
+            for rule_id, window in windows.items():
                 per_rule[rule_id] = per_rule.get(rule_id, 0) + len(window)
     return per_rule
 

@@ -315,6 +315,19 @@ class _Group:
             entry.append(value)
         return tuple(entry)
 
+    def expand_single(self, compact: tuple[Any, ...], timer: int) -> RuleWindow | None:
+        """A one-rule grouping's compact first event as that rule's window (or ``None``).
+
+        ``timer`` is the key's cleanup already scheduled for the compact event.
+        """
+        rule = self.single
+        if rule is None or len(compact) != 3 or compact[1] != rule.rule_id:
+            return None
+        window = RuleWindow(rule.rule, rule.signature)
+        window.add(compact[0], compact[2])
+        window.timer = timer
+        return window
+
     def expand(self, compact: tuple[Any, ...]) -> KeyWindows:
         """The windows a compact first event stands for (rules no longer in force dropped)."""
         keyed = KeyWindows()
@@ -417,6 +430,8 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         elif stored.__class__ is tuple:
             keyed = group.expand(stored)
             keyed.timer = _cleanup_at(self._compact_due(stored))  # already scheduled then
+        elif stored.__class__ is RuleWindow:
+            keyed = KeyWindows.of(stored)
         else:
             keyed = stored
         t = tx[1]
@@ -490,8 +505,10 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         narrowest = min((widths.get(compact[i], 0) for i in range(1, len(compact), 2)), default=0)
         return int(compact[0]) + narrowest
 
-    def _cleanup_due(self, keyed: KeyWindows, now: int) -> int | None:
+    def _cleanup_due(self, keyed: KeyWindows | RuleWindow, now: int) -> int | None:
         """The rounded time the key's windows next need a cleanup, after ``now``."""
+        if isinstance(keyed, RuleWindow):
+            keyed = KeyWindows.of(keyed)
         due = keyed.next_cleanup(self._cooldowns)
         if due is None:
             return None
@@ -583,6 +600,12 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 return None, None
             compact = stored if len(kept) == len(stored) else tuple(kept)
             return compact, _cleanup_at(self._compact_due(compact))
+        if stored.__class__ is RuleWindow:  # a one-rule key: clean it as a KeyWindows
+            new, due = self._clean(KeyWindows.of(stored), scheduled, watermark)
+            if new is None:
+                return None, None
+            stored.timer = new.timer
+            return stored, due
         keyed: KeyWindows = stored
         if keyed.timer is not None and keyed.timer <= scheduled:
             keyed.timer = None
@@ -679,12 +702,25 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                         table[key] = compact
                         schedule(key, _cleanup_at(self._compact_due(compact)))
                     continue
-            elif (
-                stored.__class__ is KeyWindows
-                and stored.timer is not None
-                and (rule := group.single) is not None
-            ):
-                window = stored.windows.get(rule.rule_id)
+            elif (rule := group.single) is not None:
+                window: RuleWindow | None = None
+                if stored.__class__ is RuleWindow:
+                    if stored.rule_id == rule.rule_id and stored.timer is not None:
+                        window = stored
+                elif stored.__class__ is tuple:
+                    timer = _cleanup_at(self._compact_due(stored))
+                    window = group.expand_single(stored, timer)
+                    if window is not None:  # the key's second event: from now on a window
+                        stored = window
+                        table[key] = window
+                elif stored.timer is not None:
+                    window = stored.windows.get(rule.rule_id)
+                if (
+                    window is not None
+                    and window.signature is not rule.signature
+                    and window.signature == rule.signature
+                ):
+                    window.signature = rule.signature  # restored: the same object from now on
                 if window is not None and window.signature is rule.signature:
                     # A key's later event, one rule without filters (the usual case):
                     # _evaluate's steps for it, with its cleanup already scheduled.
@@ -826,6 +862,10 @@ class _Dropper:
             if len(kept) > 1:
                 state.update(tuple(kept))
             else:
+                state.clear()
+            return
+        if stored.__class__ is RuleWindow:  # a one-rule key
+            if stored.rule_id in self.rule_ids:
                 state.clear()
             return
         keyed: KeyWindows = stored
