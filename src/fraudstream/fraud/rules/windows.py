@@ -93,6 +93,7 @@ class RuleWindow:
 
     __slots__ = (
         "distinct",
+        "edge",
         "head",
         "kind",
         "last_alert",
@@ -126,6 +127,9 @@ class RuleWindow:
         self.values: list[Any] = []
         self.head = 0  # events before head are evicted, awaiting compaction
         self.left = 0  # first event of the running window
+        #: times[left], kept by the in-order SUM / AVG path (its head is then not read);
+        #: None: unknown, every other change to times or left resets it
+        self.edge: int | None = None
         self.max_t: int | None = None
         self.total = 0.0
         self.sq = 0.0
@@ -137,6 +141,15 @@ class RuleWindow:
 
     def __len__(self) -> int:
         return len(self.times) - self.head
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickle, windows of earlier versions included (slots they lacked get defaults)."""
+        self.edge = None
+        self.timer = None
+        self.rule_id = None  # type: ignore[assignment]  # only one-rule keys read it
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
 
     def oldest(self) -> int | None:
         """The event time of the oldest stored event, or ``None`` when empty."""
@@ -238,12 +251,17 @@ class RuleWindow:
                 total = self.total + value
                 start = t - width
                 left = self.left
-                if times[left] < start:
+                edge = self.edge
+                if edge is None:
+                    edge = times[left]  # the event just appended is in the window: left valid
+                if edge < start:
                     values = self.values
                     while times[left] < start:
                         total -= values[left]
                         left += 1
                     self.left = left
+                    edge = times[left]
+                self.edge = edge
                 self.total = total
                 count = len(times) - left
                 return (total if kind == _SUM else total / count), count, start, t
@@ -262,6 +280,7 @@ class RuleWindow:
                         self._leave(values[left])
                     left += 1
                 self.left = left
+                self.edge = None
             if self.kind in (_MIN, _MAX):
                 self._mono_push(t, value)
                 self._mono_evict(start)
@@ -271,6 +290,7 @@ class RuleWindow:
 
     def _add_out_of_order(self, t: int, value: Any, max_t: int) -> WindowResult:
         # 2. Out of order: insert at its place; the event's window excludes later events.
+        self.edge = None
         times = self.times
         values = self.values
         width = self.width
@@ -321,6 +341,7 @@ class RuleWindow:
         head = self.head
         if head >= len(times) or times[head] > cutoff:
             return
+        self.edge = None
         values = self.values
         left = self.left
         kind = self.kind
