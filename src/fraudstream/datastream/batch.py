@@ -22,8 +22,12 @@ both ways). They save the per-record call, context and key switching of the engi
     watermark advances, after due event-time timers and before the watermark goes
     downstream; replaces per-key cleanup timers by one sweep per instance.
 
-The batch hooks are used only when the operator does not divert failing records to a
-side output (they cannot say which record of a batch failed).
+``extract_timestamp_batch(values)``
+    On a ``TimestampAssigner``: the event times of a batch of records that carry no
+    timestamp yet, as a list (``extract_timestamp(value, MIN_WATERMARK)`` of each).
+
+The batch hooks of process functions are used only when the operator does not divert
+failing records to a side output (they cannot say which record of a batch failed).
 """
 
 from __future__ import annotations
