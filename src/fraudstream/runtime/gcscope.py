@@ -24,7 +24,11 @@ import gc
 import threading
 from types import TracebackType
 
-__all__ = ["LongLivedStateGC"]
+__all__ = ["CONFIG_KEY", "LongLivedStateGC"]
+
+#: Configuration key (boolean): run the job under :class:`LongLivedStateGC`, e.g.
+#: ``env.configure(Configuration().set_boolean(CONFIG_KEY, True))``.
+CONFIG_KEY = "fraudstream.gc.long-lived-state"
 
 #: (generation 0, 1, 2) thresholds while a scope is entered.
 JOB_THRESHOLDS = (100_000, 50, 1000)

@@ -25,11 +25,10 @@ from __future__ import annotations
 import heapq
 import operator
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.common.typeinfo import Types
 from fraudstream.common.watermark_strategy import MAX_WATERMARK
-from fraudstream.datastream.batch import BatchOutput
 from fraudstream.datastream.functions import (
     BroadcastProcessFunction,
     KeyedBroadcastProcessFunction,
@@ -54,6 +53,9 @@ from fraudstream.fraud.rules.windows import (
     single_event_aggregate,
 )
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS
+
+if TYPE_CHECKING:  # fraudstream-only (no PyFlink counterpart): not imported at run time
+    from fraudstream.datastream.batch import BatchOutput
 
 __all__ = [
     "CURRENT_RULES_TAG",
