@@ -656,6 +656,13 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         last_names = None
         group: _Group | None = None
         is_first = False
+        # The one rule of the run's grouping (if it has one), in locals: read once per run.
+        single: _CompiledRule | None = None
+        sums = False
+        single_id = index = width = 0
+        op: Callable[[Any, Any], bool] = operator.gt
+        limit: Any = None
+        signature: Any = None
         for key, value, ts in zip(keys, values, stamps):
             fork, tx = value
             names = fork[0]
@@ -663,6 +670,17 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 last_names = names
                 group = by_group.get(names)
                 is_first = names == first_group
+                single = None if group is None else group.single
+                if single is not None:
+                    sums, single_id, index, width = (
+                        single.sums,
+                        single.rule_id,
+                        single.field_index,
+                        single.width,
+                    )
+                    op, limit, signature = single.op, single.limit, single.signature
+                else:
+                    sums = False
             if is_first:
                 # The clock is read every 64 transactions (a call per record would cost
                 # more than the rest of the latency record): ~0.1 ms at most behind.
@@ -675,17 +693,15 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 continue
             stored = get(key)
             if stored is None:
-                rule = group.single
-                if rule is not None and rule.sums:
+                if sums:
                     # A key's first event, one SUM/AVG/COUNT rule (most keys): what
                     # first_event and _schedule_key do, unrolled; the bucket of the last
                     # scheduled key is at hand (event times rise, buckets repeat).
-                    index = rule.field_index
                     amount = 1.0 if index < 0 else tx[index]
-                    if not rule.op(0.0 + amount, rule.limit):
+                    if not op(0.0 + amount, limit):
                         t = tx[1]
-                        table[key] = (t, rule.rule_id, amount)
-                        due = -(-(t + rule.width) // CLEANUP_GRID_MS) * CLEANUP_GRID_MS
+                        table[key] = (t, single_id, amount)
+                        due = -(-(t + width) // CLEANUP_GRID_MS) * CLEANUP_GRID_MS
                         if due != last_due:
                             keys_then = scheduled.get(due)
                             if keys_then is None:
@@ -704,37 +720,34 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                         table[key] = compact
                         schedule(key, _cleanup_at(self._compact_due(compact)))
                     continue
-            elif (rule := group.single) is not None:
+            elif single is not None:
                 window: RuleWindow | None = None
-                if stored.__class__ is RuleWindow:
-                    if stored.rule_id == rule.rule_id and stored.timer is not None:
+                kind = stored.__class__
+                if kind is RuleWindow:
+                    if stored.timer is not None and stored.rule_id == single_id:
                         window = stored
-                elif stored.__class__ is tuple:
+                elif kind is tuple:
                     timer = _cleanup_at(self._compact_due(stored))
                     window = group.expand_single(stored, timer)
                     if window is not None:  # the key's second event: from now on a window
                         stored = window
                         table[key] = window
                 elif stored.timer is not None:
-                    window = stored.windows.get(rule.rule_id)
-                if (
-                    window is not None
-                    and window.signature is not rule.signature
-                    and window.signature == rule.signature
-                ):
-                    window.signature = rule.signature  # restored: the same object from now on
-                if window is not None and window.signature is rule.signature:
-                    # A key's later event, one rule without filters (the usual case):
-                    # _evaluate's steps for it, with its cleanup already scheduled.
-                    index = rule.field_index
-                    result = window.add(tx[1], 1.0 if index < 0 else tx[index])
-                    aggregate = result[0]
-                    if aggregate is not None and rule.op(aggregate, rule.limit):
-                        self._fired(rule, window, result, fork, tx)
-                        self._emit_alerts(found, ts, out)
-                    if write_back:
-                        table[key] = stored
-                    continue
+                    window = stored.windows.get(single_id)
+                if window is not None:
+                    if window.signature is not signature and window.signature == signature:
+                        window.signature = signature  # restored: the same object from now on
+                    if window.signature is signature:
+                        # A key's later event, one rule without filters (the usual case):
+                        # _evaluate's steps for it, with its cleanup already scheduled.
+                        result = window.add(tx[1], 1.0 if index < 0 else tx[index])
+                        aggregate = result[0]
+                        if aggregate is not None and op(aggregate, limit):
+                            self._fired(single, window, result, fork, tx)
+                            self._emit_alerts(found, ts, out)
+                        if write_back:
+                            table[key] = stored
+                        continue
             new, created = evaluate(group, names, fork[1], tx, stored)
             if found:
                 self._emit_alerts(found, ts, out)
