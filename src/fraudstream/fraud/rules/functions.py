@@ -802,8 +802,11 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         if not self._scheduled:
             self._rebuild_schedule(table)
         if watermark >= MAX_WATERMARK:  # end of input: no event can come any more
-            for key in list(table):
-                table.pop(key, None)
+            if isinstance(table, dict):
+                table.clear()
+            else:
+                for key in list(table):
+                    table.pop(key, None)
             self._schedule.clear()
             self._schedule_times.clear()
             return

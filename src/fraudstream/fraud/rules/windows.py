@@ -253,15 +253,15 @@ class RuleWindow:
                 left = self.left
                 edge = self.edge
                 if edge is None:
-                    edge = times[left]  # the event just appended is in the window: left valid
+                    # the event just appended is in the window: times[left] exists
+                    edge = self.edge = times[left]
                 if edge < start:
                     values = self.values
                     while times[left] < start:
                         total -= values[left]
                         left += 1
                     self.left = left
-                    edge = times[left]
-                self.edge = edge
+                    self.edge = times[left]
                 self.total = total
                 count = len(times) - left
                 return (total if kind == _SUM else total / count), count, start, t
