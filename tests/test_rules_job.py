@@ -7,6 +7,7 @@ are exactly what the oracle replays.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from collections.abc import Iterator, Sequence
@@ -84,12 +85,19 @@ def alert_row(a: RuleAlert) -> tuple[Any, ...]:
     )
 
 
-def run_job(batches: Sequence[Batch], initial: Sequence[Rule], parallelism: int = 1) -> Outputs:
+def run_job(
+    batches: Sequence[Batch],
+    initial: Sequence[Rule],
+    parallelism: int = 1,
+    state_backend: Any = None,
+) -> Outputs:
     script: list[Any] = []
     for batch in batches:
         script.extend([batch] if isinstance(batch, Rule) else batch)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism).set_batch_size(1)
+    if state_backend is not None:
+        env.set_state_backend(state_backend)
     strategy = WS.for_bounded_out_of_orderness(Duration.of_millis(BOUND)).with_timestamp_assigner(
         ScriptTime()
     )
@@ -358,6 +366,23 @@ def demo_stream() -> list[Transaction]:
             payee, beneficiary, amount = 3, 9, 7_000_000.0
         out.append(Transaction(i, t, payee, beneficiary, amount, "CRD" if i % 3 else "CSH", t))
     return out
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
+def test_rocksdb_state_gives_the_oracle_alerts(tmp_path: Path, batches: bool) -> None:
+    """State read and written back through RocksDB: compact, one-window and full forms."""
+    from fraudstream.datastream.state_backend import EmbeddedRocksDBStateBackend
+
+    demo = [parse_rule(d) for d in DEMO_RULES]
+    stream = demo_stream()
+    narrower = parse_rule({**DEMO_RULES[2], "windowMinutes": 60, "version": 2})
+    clear = parse_rule({"ruleState": "CONTROL", "controlType": "CLEAR_STATE_ALL"})
+    script: list[Batch] = [stream[:1200], narrower, stream[1200:2400], clear, stream[2400:]]
+    backend = EmbeddedRocksDBStateBackend(db_storage_path=str(tmp_path))
+    with contextlib.nullcontext() if batches else per_record_calls():
+        out = run_job(script, demo, state_backend=backend)
+    assert out.alerts
+    assert out.normalized() == oracle(script, demo).normalized()
 
 
 def test_demo_rules_raise_the_demo_alerts() -> None:
