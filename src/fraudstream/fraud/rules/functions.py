@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import operator
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from fraudstream.common.typeinfo import Types
@@ -185,7 +186,8 @@ class DynamicKeyFunction(BroadcastProcessFunction):
         forks = out.values
         fork_stamps = out.timestamps
         for names, getter in groups:
-            forks.extend([((names, key), v) for key, v in zip(map(getter, values), values)])
+            # ((names, key), value) per transaction, built in C (zip, map, repeat).
+            forks.extend(zip(zip(repeat(names), map(getter, values)), values))
             fork_stamps.extend(stamps)
 
     @staticmethod
