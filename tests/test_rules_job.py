@@ -585,3 +585,22 @@ def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
     assert stored_events(second) == {1: 1, 2: 11}
     # The widest rule is gone: its windows went with it.
     assert stored_events(third) == {1: 1}
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
+def test_latency_output_has_one_record_per_transaction(batches: bool) -> None:
+    from fraudstream.testing import ManualClock
+
+    demo = [parse_rule(d) for d in DEMO_RULES]
+    stream = [tx._replace(ingestion_timestamp=9_000 + i) for i, tx in enumerate(demo_stream())]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(ManualClock(10_000)).set_batch_size(100)
+    streams = build_rules_job(
+        env.from_collection(stream), env.from_collection([]), initial_rules=demo,
+        out_of_orderness_ms=BOUND,
+    )  # fmt: skip
+    sink = CapturingSink()
+    streams.latency.sink_to(sink)
+    with contextlib.nullcontext() if batches else per_record_calls():
+        env.execute()
+    assert sorted(sink.results) == sorted(1_000 - i for i in range(len(stream)))

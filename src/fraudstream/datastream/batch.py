@@ -41,7 +41,8 @@ class BatchOutput(Protocol):
     """Where batch hooks put their results, in order.
 
     ``values`` and ``timestamps`` are the main output (append to both, a timestamp or
-    ``None`` per value); :meth:`side` gives the two lists of a side output.
+    ``None`` per value); :meth:`side` gives the two lists of a side output, and
+    :meth:`consumes` whether anyone reads it.
     """
 
     values: list[Any]
@@ -49,4 +50,8 @@ class BatchOutput(Protocol):
 
     def side(self, tag_id: str) -> tuple[list[Any], list[int | None]]:
         """The value and timestamp lists of the side output ``tag_id`` (created if new)."""
+        ...
+
+    def consumes(self, tag_id: str) -> bool:
+        """Whether the side output ``tag_id`` has a consumer: values for it can be skipped."""
         ...

@@ -638,7 +638,9 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         if not self._scheduled:
             self._rebuild_schedule(table)
         clock = ctx.current_processing_time
-        first_group = self._first_group if self._latency else None
+        # Latency records nobody reads (no consumer of the side output) are not made.
+        latency = self._latency and out.consumes(LATENCY_TAG.tag_id)
+        first_group = self._first_group if latency else None
         latency_values, latency_stamps = out.side(LATENCY_TAG.tag_id)
         stamps = timestamps if timestamps is not None else [None] * len(values)
         get = table.get

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 from fraudstream.datastream.output_tag import OutputTag
@@ -19,12 +19,18 @@ def is_side_output(item: Any) -> bool:
 class BatchCollector:
     """Accumulates main and side outputs of several calls, then emits them as batches."""
 
-    __slots__ = ("side_outputs", "timestamps", "values")
+    __slots__ = ("consumed", "side_outputs", "timestamps", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, consumed: Container[str] | None = None) -> None:
         self.values: list[Any] = []
         self.timestamps: list[int | None] = []
         self.side_outputs: dict[str, tuple[list[Any], list[int | None]]] = {}
+        #: the side outputs someone consumes (None: unknown, assume all)
+        self.consumed = consumed
+
+    def consumes(self, tag_id: str) -> bool:
+        """Whether the side output ``tag_id`` has a consumer (else its values are dropped)."""
+        return self.consumed is None or tag_id in self.consumed
 
     def add(self, result: Iterable[Any] | None, timestamp: int | None) -> None:
         """Collect everything ``result`` yields, stamped with ``timestamp``."""

@@ -69,7 +69,7 @@ class _TwoInput(UserFunctionOperator):
         timestamps: Timestamps,
     ) -> None:
         """Hand the whole batch to the function's batch hook (see ``datastream.batch``)."""
-        collector = BatchCollector()
+        collector = BatchCollector(self.out.side)
         try:
             if keys is None:
                 fn(values, timestamps, self.ctx, collector)
