@@ -38,20 +38,16 @@ from fraudstream.datastream.functions import (
 from fraudstream.datastream.output_tag import OutputTag
 from fraudstream.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from fraudstream.fraud.rules.alert import RuleAlert
+from fraudstream.fraud.rules.compiled import CLEANUP_GRID_MS, CompiledRule, RuleGroup, cleanup_at
 from fraudstream.fraud.rules.model import (
-    COUNT_FIELDS,
     ControlType,
-    LimitOperator,
     Rule,
     RuleState,
 )
 from fraudstream.fraud.rules.windows import (
-    SUMMED_KINDS,
     KeyWindows,
     RuleWindow,
     WindowResult,
-    kind_of,
-    single_event_aggregate,
 )
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS
 
@@ -218,141 +214,6 @@ class DynamicKeyFunction(BroadcastProcessFunction):
                 yield CURRENT_RULES_TAG, rule
 
 
-#: ``value <op> limit`` as built-in functions (a Python method call costs more).
-_COMPARE: dict[LimitOperator, Callable[[Any, Any], bool]] = {
-    LimitOperator.EQUAL: operator.eq,
-    LimitOperator.NOT_EQUAL: operator.ne,
-    LimitOperator.GREATER_EQUAL: operator.ge,
-    LimitOperator.LESS_EQUAL: operator.le,
-    LimitOperator.GREATER: operator.gt,
-    LimitOperator.LESS: operator.lt,
-}
-
-
-class _CompiledRule:
-    """What the hot path needs of a rule, looked up once per rule change."""
-
-    __slots__ = (
-        "cooldown_ms",
-        "field_index",
-        "filters",
-        "kind",
-        "label",
-        "limit",
-        "op",
-        "resets",
-        "rule",
-        "rule_id",
-        "shadow",
-        "signature",
-        "sums",
-        "symbol",
-        "width",
-    )
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-        self.rule_id = rule.rule_id
-        field = rule.aggregate_field_name
-        self.field_index = -1 if field in COUNT_FIELDS else TRANSACTION_FIELDS[field]
-        self.resets = field == "COUNT_WITH_RESET_FLINK"
-        self.filters = rule.filters
-        self.op = _COMPARE[rule.limit_operator_type]
-        self.symbol = rule.limit_operator_type.symbol
-        self.limit = rule.limit
-        self.label = rule.aggregate_label()
-        self.cooldown_ms = rule.cooldown_seconds * 1000
-        self.shadow = rule.rule_state is RuleState.SHADOW
-        self.signature = rule.collection_signature()
-        self.kind = kind_of(rule)
-        self.sums = self.kind in SUMMED_KINDS  # one event's aggregate: 0.0 + value
-        self.width = rule.window_ms
-
-    def accepts(self, tx: Any) -> bool:
-        """Whether the rule's filters let ``tx`` into its windows."""
-        return all(f.accepts(tx) for f in self.filters)
-
-
-class _Group:
-    """The rules in force of one grouping, and how to keep a key's first event.
-
-    Most keys of a fine grouping (payee and beneficiary) see one event per window. Such
-    a key's state is a plain tuple ``(t, rule_id, value, rule_id, value, ...)`` - one
-    pair per rule that took the event - instead of a window object per rule: a tenth of
-    the memory and no objects for the garbage collector to scan. The key's second event
-    expands it into :class:`KeyWindows` (see :meth:`expand`).
-    """
-
-    __slots__ = ("by_id", "full", "narrowest", "rules", "single")
-
-    def __init__(self, rules: list[_CompiledRule]) -> None:
-        self.rules = rules
-        self.by_id = {r.rule_id: r for r in rules}
-        #: a compact event of this length holds every rule; then it ages out of a first
-        #: window ``narrowest`` ms after its event time
-        self.full = 1 + 2 * len(rules)
-        self.narrowest = min(r.width for r in rules)
-        only = rules[0] if len(rules) == 1 else None
-        self.single = only if only is not None and not only.filters else None
-
-    def first_event(self, tx: Any) -> tuple[Any, ...] | None:
-        """A key's first event as a compact tuple; ``None`` when some rule fires on it.
-
-        A firing rule may need a cooldown or a reset: that key takes the general path.
-        """
-        rule = self.single
-        if rule is not None:  # the usual case, unrolled
-            index = rule.field_index
-            value = 1.0 if index < 0 else tx[index]
-            if rule.op(single_event_aggregate(rule.kind, value), rule.limit):
-                return None
-            return (tx[1], rule.rule_id, value)
-        entry: list[Any] = [tx[1]]
-        for rule in self.rules:
-            if rule.filters and not rule.accepts(tx):
-                continue
-            index = rule.field_index
-            value = 1.0 if index < 0 else tx[index]
-            if rule.op(single_event_aggregate(rule.kind, value), rule.limit):
-                return None
-            entry.append(rule.rule_id)
-            entry.append(value)
-        return tuple(entry)
-
-    def expand_single(self, compact: tuple[Any, ...], timer: int) -> RuleWindow | None:
-        """A one-rule grouping's compact first event as that rule's window (or ``None``).
-
-        ``timer`` is the key's cleanup already scheduled for the compact event.
-        """
-        rule = self.single
-        if rule is None or len(compact) != 3 or compact[1] != rule.rule_id:
-            return None
-        window = RuleWindow(rule.rule, rule.signature)
-        window.add(compact[0], compact[2])
-        window.timer = timer
-        return window
-
-    def expand(self, compact: tuple[Any, ...]) -> KeyWindows:
-        """The windows a compact first event stands for (rules no longer in force dropped)."""
-        keyed = KeyWindows()
-        t = compact[0]
-        for i in range(1, len(compact), 2):
-            rule = self.by_id.get(compact[i])
-            if rule is not None:
-                window = keyed.windows[rule.rule_id] = RuleWindow(rule.rule, rule.signature)
-                window.add(t, compact[i + 1])
-        return keyed
-
-
-#: Cleanup times are rounded up to a multiple of this (event-time ms), so that keys share
-#: sweep buckets and timers; state lives at most this much longer than its windows need.
-CLEANUP_GRID_MS = 1000
-
-
-def _cleanup_at(due: int) -> int:
-    return -(-due // CLEANUP_GRID_MS) * CLEANUP_GRID_MS
-
-
 class DynamicAlertFunction(KeyedBroadcastProcessFunction):
     """Evaluates the rules of a grouping on every event of a key, over incremental windows.
 
@@ -360,7 +221,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
     rule's window and compare the aggregate with the limit, (2) an alert honours the
     rule's cooldown, then resets a COUNT_WITH_RESET window, (3) store the key's state
     and make sure its cleanup is scheduled. A key's first event is stored as a compact
-    tuple when no rule fires on it (see :class:`_Group`).
+    tuple when no rule fires on it (see :class:`RuleGroup`).
 
     Two ways to run, same state and same alerts:
 
@@ -376,7 +237,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
     def __init__(self, initial_rules: Sequence[Rule] = (), latency: bool = True) -> None:
         self._rules = _RuleSet(initial_rules)
         self._latency = latency
-        self._by_group: dict[tuple[str, ...], _Group] | None = None
+        self._by_group: dict[tuple[str, ...], RuleGroup] | None = None
         self._cooldowns: dict[int, int] = {}
         self._widths: dict[int, int] = {}
         self._first_group: tuple[str, ...] | None = None
@@ -394,17 +255,17 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         self._schedule_times = []
         self._scheduled = False
 
-    def _build(self, ctx: Any) -> dict[tuple[str, ...], _Group]:
-        compiled: dict[tuple[str, ...], list[_CompiledRule]] = {}
+    def _build(self, ctx: Any) -> dict[tuple[str, ...], RuleGroup]:
+        compiled: dict[tuple[str, ...], list[CompiledRule]] = {}
         cooldowns: dict[int, int] = {}
         widths: dict[int, int] = {}
         for rule_id in sorted(current := self._rules.current(ctx)):
             rule = current[rule_id]
             if rule.evaluated:
-                compiled.setdefault(rule.grouping_key_names, []).append(_CompiledRule(rule))
+                compiled.setdefault(rule.grouping_key_names, []).append(CompiledRule(rule))
                 cooldowns[rule_id] = rule.cooldown_seconds * 1000
                 widths[rule_id] = rule.window_ms
-        by_group = {names: _Group(rules) for names, rules in compiled.items()}
+        by_group = {names: RuleGroup(rules) for names, rules in compiled.items()}
         self._by_group = by_group
         self._cooldowns = cooldowns
         self._widths = widths
@@ -414,7 +275,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
     # -- the evaluation, shared by both ways to run --------------------------------------------
     def _evaluate(
         self,
-        group: _Group,
+        group: RuleGroup,
         names: tuple[str, ...],
         key_values: Any,
         tx: Any,
@@ -433,7 +294,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
             keyed = KeyWindows()
         elif stored.__class__ is tuple:
             keyed = group.expand(stored)
-            keyed.timer = _cleanup_at(self._compact_due(stored))  # already scheduled then
+            keyed.timer = cleanup_at(self._compact_due(stored))  # already scheduled then
         elif stored.__class__ is RuleWindow:
             keyed = KeyWindows.of(stored)
         else:
@@ -462,7 +323,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
 
     def _fired(
         self,
-        rule: _CompiledRule,
+        rule: CompiledRule,
         window: RuleWindow,
         result: WindowResult,
         fork: tuple[tuple[str, ...], Any],
@@ -516,7 +377,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         due = keyed.next_cleanup(self._cooldowns)
         if due is None:
             return None
-        return _cleanup_at(max(due, now + 1))  # an expired cooldown: not in the past
+        return cleanup_at(max(due, now + 1))  # an expired cooldown: not in the past
 
     @staticmethod
     def _route(alerts: list[RuleAlert]) -> list[Any]:
@@ -554,7 +415,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
             return out
         state.update(new)
         if new.__class__ is tuple:
-            timers.register_event_time_timer(_cleanup_at(self._compact_due(new)))
+            timers.register_event_time_timer(cleanup_at(self._compact_due(new)))
         elif new.timer is None or created or stored.__class__ is tuple:
             due = self._cleanup_due(new, tx[1])
             if due is not None and (new.timer is None or due < new.timer):
@@ -603,7 +464,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
             if len(kept) == 1:
                 return None, None
             compact = stored if len(kept) == len(stored) else tuple(kept)
-            return compact, _cleanup_at(self._compact_due(compact))
+            return compact, cleanup_at(self._compact_due(compact))
         if stored.__class__ is RuleWindow:  # a one-rule key: clean it as a KeyWindows
             new, due = self._clean(KeyWindows.of(stored), scheduled, watermark)
             if new is None:
@@ -658,10 +519,10 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         last_due = None
         last_keys: list[Any] = []
         last_names = None
-        group: _Group | None = None
+        group: RuleGroup | None = None
         is_first = False
         # The one rule of the run's grouping (if it has one), in locals: read once per run.
-        single: _CompiledRule | None = None
+        single: CompiledRule | None = None
         sums = False
         single_id = index = width = 0
         op: Callable[[Any, Any], bool] = operator.gt
@@ -719,10 +580,10 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                 if compact is not None:  # the usual first event: no window objects
                     if len(compact) == group.full:
                         table[key] = compact
-                        schedule(key, _cleanup_at(compact[0] + group.narrowest))
+                        schedule(key, cleanup_at(compact[0] + group.narrowest))
                     elif len(compact) > 1:
                         table[key] = compact
-                        schedule(key, _cleanup_at(self._compact_due(compact)))
+                        schedule(key, cleanup_at(self._compact_due(compact)))
                     continue
             elif single is not None:
                 window: RuleWindow | None = None
@@ -731,7 +592,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
                     if stored.timer is not None and stored.rule_id == single_id:
                         window = stored
                 elif kind is tuple:
-                    timer = _cleanup_at(self._compact_due(stored))
+                    timer = cleanup_at(self._compact_due(stored))
                     window = group.expand_single(stored, timer)
                     if window is not None:  # the key's second event: from now on a window
                         stored = window
@@ -789,7 +650,7 @@ class DynamicAlertFunction(KeyedBroadcastProcessFunction):
         for key in list(table):
             stored = table.get(key)
             if stored.__class__ is tuple:
-                self._schedule_key(key, _cleanup_at(self._compact_due(stored)))
+                self._schedule_key(key, cleanup_at(self._compact_due(stored)))
             elif stored is not None:
                 due = stored.timer
                 if due is None:
