@@ -7,9 +7,11 @@ are exactly what the oracle replays.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from fraudstream.fraud.rules import (
     parse_rule,
 )
 from fraudstream.fraud.rules.alert import format_key
+from fraudstream.fraud.rules.functions import DynamicAlertFunction, DynamicKeyFunction
 from fraudstream.fraud.rules.model import COUNT_FIELDS
 from fraudstream.fraud.transaction import TRANSACTION_FIELDS, Transaction
 from fraudstream.testing import CapturingSink, ScriptedSource
@@ -82,12 +85,19 @@ def alert_row(a: RuleAlert) -> tuple[Any, ...]:
     )
 
 
-def run_job(batches: Sequence[Batch], initial: Sequence[Rule], parallelism: int = 1) -> Outputs:
+def run_job(
+    batches: Sequence[Batch],
+    initial: Sequence[Rule],
+    parallelism: int = 1,
+    state_backend: Any = None,
+) -> Outputs:
     script: list[Any] = []
     for batch in batches:
         script.extend([batch] if isinstance(batch, Rule) else batch)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism).set_batch_size(1)
+    if state_backend is not None:
+        env.set_state_backend(state_backend)
     strategy = WS.for_bounded_out_of_orderness(Duration.of_millis(BOUND)).with_timestamp_assigner(
         ScriptTime()
     )
@@ -312,6 +322,24 @@ def test_job_matches_brute_force_oracle(script: tuple[list[Rule], list[Batch]]) 
     assert run_job(batches, initial).normalized() == oracle(batches, initial).normalized()
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scripts())
+def test_per_record_path_matches_the_oracle(script: tuple[list[Rule], list[Batch]]) -> None:
+    """Without the engine's batch hooks (as on PyFlink): a call per record, timers per key."""
+    initial, batches = script
+    with per_record_calls():
+        assert run_job(batches, initial).normalized() == oracle(batches, initial).normalized()
+
+
+@contextmanager
+def per_record_calls() -> Iterator[None]:
+    """Run the rules functions as PyFlink does: hide their batch hooks from the engine."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DynamicAlertFunction, "process_keyed_batch", None)
+        patch.setattr(DynamicKeyFunction, "process_element_batch", None)
+        yield
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scripts())
 def test_parallelism_two_gives_the_same_alerts(script: tuple[list[Rule], list[Batch]]) -> None:
@@ -338,6 +366,23 @@ def demo_stream() -> list[Transaction]:
             payee, beneficiary, amount = 3, 9, 7_000_000.0
         out.append(Transaction(i, t, payee, beneficiary, amount, "CRD" if i % 3 else "CSH", t))
     return out
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
+def test_rocksdb_state_gives_the_oracle_alerts(tmp_path: Path, batches: bool) -> None:
+    """State read and written back through RocksDB: compact, one-window and full forms."""
+    from fraudstream.datastream.state_backend import EmbeddedRocksDBStateBackend
+
+    demo = [parse_rule(d) for d in DEMO_RULES]
+    stream = demo_stream()
+    narrower = parse_rule({**DEMO_RULES[2], "windowMinutes": 60, "version": 2})
+    clear = parse_rule({"ruleState": "CONTROL", "controlType": "CLEAR_STATE_ALL"})
+    script: list[Batch] = [stream[:1200], narrower, stream[1200:2400], clear, stream[2400:]]
+    backend = EmbeddedRocksDBStateBackend(db_storage_path=str(tmp_path))
+    with contextlib.nullcontext() if batches else per_record_calls():
+        out = run_job(script, demo, state_backend=backend)
+    assert out.alerts
+    assert out.normalized() == oracle(script, demo).normalized()
 
 
 def test_demo_rules_raise_the_demo_alerts() -> None:
@@ -478,13 +523,19 @@ def stored_events(checkpoint: Path) -> dict[int, int]:
     for snapshot in payload["operators"]["rules-dynamic-alert"]:
         _kind, table = snapshot["state"].get("rule-windows", ("value", {}))
         for keyed in table.values():
-            for rule_id, window in keyed.windows.items():
+            if isinstance(keyed, tuple):  # a key's only event: (t, rule_id, value, ...)
+                for rule_id in keyed[1::2]:
+                    per_rule[rule_id] = per_rule.get(rule_id, 0) + 1
+                continue
+            windows = keyed.windows if hasattr(keyed, "windows") else {keyed.rule_id: keyed}
+            for rule_id, window in windows.items():
                 per_rule[rule_id] = per_rule.get(rule_id, 0) + len(window)
     return per_rule
 
 
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
 def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
-    tmp_path: Path,
+    tmp_path: Path, batches: bool
 ) -> None:
     from fraudstream.testing import AdvanceProcessingTime, ManualClock
 
@@ -523,10 +574,33 @@ def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
         rules_hold_back_time=True,
     )
     streams.alerts.sink_to(CapturingSink())
-    env.execute()
+    if batches:
+        env.execute()
+    else:
+        with per_record_calls():
+            env.execute()
     first, second, third = (tmp_path / f"chk-{n}" for n in (1, 2, 3))
     assert stored_events(first) == {1: 10, 2: 10}
     # The watermark passed the narrow window of the first ten payees: their timers fired.
     assert stored_events(second) == {1: 1, 2: 11}
     # The widest rule is gone: its windows went with it.
     assert stored_events(third) == {1: 1}
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
+def test_latency_output_has_one_record_per_transaction(batches: bool) -> None:
+    from fraudstream.testing import ManualClock
+
+    demo = [parse_rule(d) for d in DEMO_RULES]
+    stream = [tx._replace(ingestion_timestamp=9_000 + i) for i, tx in enumerate(demo_stream())]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(ManualClock(10_000)).set_batch_size(100)
+    streams = build_rules_job(
+        env.from_collection(stream), env.from_collection([]), initial_rules=demo,
+        out_of_orderness_ms=BOUND,
+    )  # fmt: skip
+    sink = CapturingSink()
+    streams.latency.sink_to(sink)
+    with contextlib.nullcontext() if batches else per_record_calls():
+        env.execute()
+    assert sorted(sink.results) == sorted(1_000 - i for i in range(len(stream)))

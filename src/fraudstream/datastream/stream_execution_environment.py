@@ -19,6 +19,7 @@ from fraudstream.datastream.data_stream import CloseableIterator, DataStream
 from fraudstream.datastream.execution_mode import RuntimeExecutionMode
 from fraudstream.exceptions import ConfigurationError, UnsupportedFeatureError
 from fraudstream.runtime.clock import Clock, SystemClock
+from fraudstream.runtime.gcscope import CONFIG_KEY as GC_CONFIG_KEY
 from fraudstream.runtime.graph import Transformation
 from fraudstream.runtime.job import JobRunner
 from fraudstream.runtime.operators.sinks import CollectSinkOperator
@@ -439,6 +440,7 @@ class StreamExecutionEnvironment:
             restore_from=self._restore_from,
             state_dir=self._state_dir,
             worker_processes=self._worker_processes,
+            long_lived_state_gc=self._configuration.get_boolean(GC_CONFIG_KEY, False),
         )
 
     def _take_nodes(self) -> list[Transformation]:

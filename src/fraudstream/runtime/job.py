@@ -9,6 +9,7 @@ hands each instance the records of its key groups.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import uuid
@@ -25,6 +26,7 @@ from fraudstream.runtime.checkpoints import (
 from fraudstream.runtime.clock import Clock
 from fraudstream.runtime.exchange import ExchangeOutput
 from fraudstream.runtime.executor import LocalExecutor
+from fraudstream.runtime.gcscope import LongLivedStateGC
 from fraudstream.runtime.graph import Transformation
 from fraudstream.runtime.operators.base import Channel, Operator, TaskInfo
 from fraudstream.runtime.operators.process import UserFunctionOperator
@@ -59,6 +61,7 @@ class JobRunner:
         restore_from: str | None,
         state_dir: str | None = None,
         worker_processes: int = 1,
+        long_lived_state_gc: bool = False,
     ) -> None:
         self.nodes = reachable(nodes)
         self.name = name
@@ -78,6 +81,8 @@ class JobRunner:
         self.restore_from = restore_from
         self.state_dir = state_dir
         self.worker_processes = worker_processes
+        #: run under LongLivedStateGC (fewer garbage collections; see runtime.gcscope)
+        self.long_lived_state_gc = long_lived_state_gc
         self.restore_dir: str | None = None
         self.cancelled = False
         self.executor: LocalExecutor | None = None
@@ -284,6 +289,11 @@ class JobRunner:
 
     def run(self) -> None:
         """Run to the end (in worker processes when configured with more than one)."""
+        scope = LongLivedStateGC() if self.long_lived_state_gc else contextlib.nullcontext()
+        with scope:  # worker processes inherit the setting when they are forked
+            self._run()
+
+    def _run(self) -> None:
         if self.workers > 1:
             self._run_in_workers()
             return

@@ -54,6 +54,27 @@ class KeyedStateBackend(ABC):
         self._handles[name] = handle
         return handle
 
+    def value_table(self, descriptor: StateDescriptor) -> Any:
+        """The stored values of a ``ValueState`` without TTL, as a mapping by key.
+
+        For batch functions (a fraudstream extension): they read and write many keys'
+        values per call without setting :attr:`current_key` for each. The mapping has
+        ``get(key)``, ``table[key] = value``, ``pop(key, None)`` and iteration over
+        keys. A value read must be written back after changing it (on-disk backends
+        hand out copies), except from a ``dict`` (the memory backend's own table, which
+        holds the stored objects themselves).
+        """
+        if descriptor.kind != "value" or descriptor.ttl_config is not None:
+            raise ConfigurationError(
+                f"value_table needs a ValueStateDescriptor without TTL, got {descriptor!r}"
+            )
+        self.get_state(descriptor)
+        return self._table_of(descriptor.name)
+
+    def _table_of(self, name: str) -> Any:
+        """The mapping behind the named state (see :meth:`value_table`)."""
+        raise ConfigurationError(f"{type(self).__name__} does not offer value tables")
+
     @abstractmethod
     def _create_state(self, descriptor: StateDescriptor) -> State:
         """A new handle for a state name asked for the first time."""

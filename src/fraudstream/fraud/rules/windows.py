@@ -32,7 +32,14 @@ from typing import Any
 
 from fraudstream.fraud.rules.model import Aggregator, Rule
 
-__all__ = ["KeyWindows", "RuleWindow", "WindowResult"]
+__all__ = [
+    "SUMMED_KINDS",
+    "KeyWindows",
+    "RuleWindow",
+    "WindowResult",
+    "kind_of",
+    "single_event_aggregate",
+]
 
 #: (aggregate or None for an empty window, events in the window, window start, window end)
 WindowResult = tuple[float | None, int, int, int]
@@ -46,6 +53,31 @@ _KIND = {
     Aggregator.COUNT_DISTINCT: _DISTINCT,
     Aggregator.STDDEV: _STDDEV,
 }
+
+#: Kinds whose aggregate is a running sum (SUM, AVG; COUNT fields are sums of 1.0).
+SUMMED_KINDS = frozenset({_SUM, _AVG})
+
+
+def kind_of(rule: Rule) -> int:
+    """The aggregate kind code of a rule's windows (for :func:`single_event_aggregate`)."""
+    return _KIND[rule.aggregator_function_type]
+
+
+def single_event_aggregate(kind: int, value: Any) -> float:
+    """The aggregate of a window holding one event, exactly as :class:`RuleWindow` computes it.
+
+    A key's first event needs no window object: this is what ``RuleWindow.add`` would
+    return for it (same arithmetic, so the same float).
+    """
+    if kind <= _AVG:
+        total: float = 0.0 + value  # SUM: the running total from 0.0; AVG: that total / 1
+        return total
+    if kind == _STDDEV:
+        total = 0.0 + value
+        return math.sqrt(max(0.0, (0.0 + value * value) - total * total))
+    if kind == _DISTINCT:
+        return 1.0
+    return float(value)
 
 
 _NO_COUNTS: dict[Any, int] = {}  # shared, never written: kinds without distinct counts
@@ -61,6 +93,7 @@ class RuleWindow:
 
     __slots__ = (
         "distinct",
+        "edge",
         "head",
         "kind",
         "last_alert",
@@ -68,8 +101,10 @@ class RuleWindow:
         "max_t",
         "mono",
         "mono_head",
+        "rule_id",
         "signature",
         "sq",
+        "timer",
         "times",
         "total",
         "values",
@@ -81,6 +116,9 @@ class RuleWindow:
         self.width = rule.window_ms
         self.signature = signature if signature is not None else rule.collection_signature()
         self.last_alert: int | None = None
+        self.rule_id = rule.rule_id
+        #: the key's pending cleanup, when this window is all the key keeps (see KeyWindows)
+        self.timer: int | None = None
         self.clear()
 
     def clear(self) -> None:
@@ -89,6 +127,9 @@ class RuleWindow:
         self.values: list[Any] = []
         self.head = 0  # events before head are evicted, awaiting compaction
         self.left = 0  # first event of the running window
+        #: times[left], kept by the in-order SUM / AVG path (its head is then not read);
+        #: None: unknown, every other change to times or left resets it
+        self.edge: int | None = None
         self.max_t: int | None = None
         self.total = 0.0
         self.sq = 0.0
@@ -100,6 +141,15 @@ class RuleWindow:
 
     def __len__(self) -> int:
         return len(self.times) - self.head
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickle, windows of earlier versions included (slots they lacked get defaults)."""
+        self.edge = None
+        self.timer = None
+        self.rule_id = None  # type: ignore[assignment]  # only one-rule keys read it
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
 
     def oldest(self) -> int | None:
         """The event time of the oldest stored event, or ``None`` when empty."""
@@ -191,6 +241,30 @@ class RuleWindow:
         width = self.width
         max_t = self.max_t
         if max_t is None or t >= max_t:
+            kind = self.kind
+            if kind <= _AVG:
+                # 1a. In order, SUM / AVG / COUNT (the usual case): the steps of 1 inlined,
+                # same arithmetic in the same order.
+                times.append(t)
+                self.values.append(value)
+                self.max_t = t
+                total = self.total + value
+                start = t - width
+                left = self.left
+                edge = self.edge
+                if edge is None:
+                    # the event just appended is in the window: times[left] exists
+                    edge = self.edge = times[left]
+                if edge < start:
+                    values = self.values
+                    while times[left] < start:
+                        total -= values[left]
+                        left += 1
+                    self.left = left
+                    self.edge = times[left]
+                self.total = total
+                count = len(times) - left
+                return (total if kind == _SUM else total / count), count, start, t
             # 1. In order: append, slide the running window's left edge.
             times.append(t)
             self.values.append(value)
@@ -206,6 +280,7 @@ class RuleWindow:
                         self._leave(values[left])
                     left += 1
                 self.left = left
+                self.edge = None
             if self.kind in (_MIN, _MAX):
                 self._mono_push(t, value)
                 self._mono_evict(start)
@@ -215,6 +290,7 @@ class RuleWindow:
 
     def _add_out_of_order(self, t: int, value: Any, max_t: int) -> WindowResult:
         # 2. Out of order: insert at its place; the event's window excludes later events.
+        self.edge = None
         times = self.times
         values = self.values
         width = self.width
@@ -265,6 +341,7 @@ class RuleWindow:
         head = self.head
         if head >= len(times) or times[head] > cutoff:
             return
+        self.edge = None
         values = self.values
         left = self.left
         kind = self.kind
@@ -287,13 +364,26 @@ class RuleWindow:
 
 
 class KeyWindows:
-    """Everything one key keeps: a window per rule, and its pending cleanup timer."""
+    """Everything one key keeps: a window per rule, and its pending cleanup timer.
+
+    A key of a grouping with one rule may keep just that rule's :class:`RuleWindow`
+    (with its ``timer``): one object less to reach per event. :meth:`of` views either
+    form as a ``KeyWindows``.
+    """
 
     __slots__ = ("timer", "windows")
 
     def __init__(self) -> None:
         self.windows: dict[int, RuleWindow] = {}
         self.timer: int | None = None
+
+    @staticmethod
+    def of(window: RuleWindow) -> KeyWindows:
+        """A one-rule key's window as a ``KeyWindows`` (sharing the window)."""
+        keyed = KeyWindows()
+        keyed.windows[window.rule_id] = window
+        keyed.timer = window.timer
+        return keyed
 
     def next_cleanup(self, cooldowns: dict[int, int]) -> int | None:
         """When the oldest stored event (or a cooldown) of some rule expires."""

@@ -333,6 +333,12 @@ class FunctionContext:
             return self._broadcast.writable(state_descriptor)
         return self._broadcast.read_only(state_descriptor)
 
+    def value_table(self, state_descriptor: ValueStateDescriptor) -> Any:
+        """Batch hooks only (a fraudstream extension): a value state's values by key."""
+        if self._backend is None:
+            raise ConfigurationError(_NOT_KEYED)
+        return self._backend.value_table(state_descriptor)
+
     def apply_to_keyed_state(self, state_descriptor: StateDescriptor, function: Any) -> None:
         """Call ``function(key, state)`` for every key with state of that descriptor."""
         if self._apply is None:

@@ -26,11 +26,21 @@ DEAD_LETTER_TAG_ID = "fraudstream-dead-letters"
 class WatermarkGenerator:
     """Flink's bounded-out-of-orderness generator, plus idleness, driven per batch."""
 
-    __slots__ = ("_assigner", "_bound", "_idle_timeout", "idle", "last_activity", "max_ts")
+    __slots__ = (
+        "_assigner",
+        "_batch_assigner",
+        "_bound",
+        "_idle_timeout",
+        "idle",
+        "last_activity",
+        "max_ts",
+    )
 
     def __init__(self, strategy: WatermarkStrategy) -> None:
         self._bound = strategy.out_of_orderness_ms
         self._assigner: TimestampAssigner | None = strategy.timestamp_assigner
+        # The assigner's batch hook (datastream.batch), for records without timestamps.
+        self._batch_assigner: Any = getattr(self._assigner, "extract_timestamp_batch", None)
         self._idle_timeout = strategy.idle_timeout_ms
         self.max_ts = MIN_WATERMARK if self._bound is None else MIN_WATERMARK + self._bound + 1
         self.idle = False
@@ -43,6 +53,8 @@ class WatermarkGenerator:
             return timestamps
         extract = assigner.extract_timestamp
         if timestamps is None:
+            if self._batch_assigner is not None:
+                return self._batch_assigner(values)  # type: ignore[no-any-return]
             return [extract(v, MIN_WATERMARK) for v in values]
         return [extract(v, MIN_WATERMARK if t is None else t) for v, t in zip(values, timestamps)]
 

@@ -32,6 +32,7 @@ class _TwoInput(UserFunctionOperator):
     """Runs a method per input; keyed variants set the key from the input's selector."""
 
     num_inputs = 2
+    ctx: FunctionContext
     key_selectors: tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None] = (None, None)
 
     def _run(
@@ -58,6 +59,25 @@ class _TwoInput(UserFunctionOperator):
         except Exception as exc:
             collector.flush(self.out)
             raise self.failure(exc, value, True) from exc
+        collector.flush(self.out)
+
+    def _run_batch(
+        self,
+        fn: Callable[..., Any],
+        keys: list[Any] | None,
+        values: list[Any],
+        timestamps: Timestamps,
+    ) -> None:
+        """Hand the whole batch to the function's batch hook (see ``datastream.batch``)."""
+        collector = BatchCollector(self.out.side)
+        try:
+            if keys is None:
+                fn(values, timestamps, self.ctx, collector)
+            else:
+                fn(keys, values, timestamps, self.ctx, collector)
+        except Exception as exc:
+            collector.flush(self.out)
+            raise self.failure(exc, None) from exc
         collector.flush(self.out)
 
 
@@ -168,6 +188,12 @@ class BroadcastProcessOperator(_TwoInput):
     ) -> None:
         super().__init__(name, uid, function)
         self.broadcast = BroadcastStates(descriptors)
+        self._batch_fn: Callable[..., Any] | None = None
+
+    def bind(self) -> None:
+        """Use the function's batch hook, if it has one and no error output is set."""
+        hook = getattr(self.function, "process_element_batch", None)
+        self._batch_fn = hook if self.error_tag is None else None
 
     def open(self) -> None:
         """Create the read-only and writable contexts, then open the function."""
@@ -180,7 +206,10 @@ class BroadcastProcessOperator(_TwoInput):
         """A non-keyed operator has no keyed state: nothing to apply to."""
 
     def push1(self, values: list[Any], timestamps: Timestamps) -> None:
-        """Process records of the non-broadcast input."""
+        """Process records of the non-broadcast input (in one call with a batch hook)."""
+        if self._batch_fn is not None:
+            self._run_batch(self._batch_fn, None, values, timestamps)
+            return
         self._run(self.function.process_element, None, self.ctx, values, timestamps)
 
     def push2(self, values: list[Any], timestamps: Timestamps) -> None:
@@ -212,6 +241,17 @@ class KeyedBroadcastProcessOperator(_KeyedTwoInput):
     ) -> None:
         super().__init__(name, uid, function, key_selector, None)
         self.broadcast = BroadcastStates(descriptors)
+        self._batch_fn: Callable[..., Any] | None = None
+        self._watermark_fn: Callable[..., Any] | None = None
+
+    def bind(self) -> None:
+        """Use the function's batch hooks, if it has them and no error output is set."""
+        batch = getattr(self.function, "process_keyed_batch", None)
+        if batch is None or self.error_tag is not None:
+            self._batch_fn = self._watermark_fn = None
+            return
+        self._batch_fn = batch
+        self._watermark_fn = getattr(self.function, "on_watermark_batch", None)
 
     def open(self) -> None:
         """Create state, timers and contexts, then open the function."""
@@ -236,6 +276,10 @@ class KeyedBroadcastProcessOperator(_KeyedTwoInput):
 
     def push1(self, values: list[Any], timestamps: Timestamps) -> None:
         """Process keyed records under their keys, broadcast state read-only."""
+        if self._batch_fn is not None:
+            keys = list(map(self.key_selector1, values))
+            self._run_batch(self._batch_fn, keys, values, timestamps)
+            return
         fn = self.function.process_element
         self._run(fn, self.key_selector1, self.ctx, values, timestamps)
 
@@ -243,6 +287,19 @@ class KeyedBroadcastProcessOperator(_KeyedTwoInput):
         """Process broadcast records, broadcast state writable."""
         fn = self.function.process_broadcast_element
         self._run(fn, None, self.broadcast_ctx, values, timestamps)
+
+    def advance_watermark(self, watermark: int) -> None:
+        """Fire due timers, let the batch hook sweep, then forward the watermark."""
+        self._fire(self.event_timers, watermark, TimeDomain.EVENT_TIME)
+        hook = self._watermark_fn
+        if hook is not None:
+            collector = BatchCollector()
+            try:
+                hook(watermark, self.ctx, collector)
+            except Exception as exc:
+                raise self.failure(exc, f"on_watermark_batch({watermark})") from exc
+            collector.flush(self.out)
+        self.out.watermark(watermark)
 
     def snapshot_state(self) -> Any:
         """Keyed state, timers and the broadcast state."""

@@ -48,6 +48,9 @@ class HeapKeyedStateBackend(KeyedStateBackend):
             handle = _TTL[descriptor.kind](self, table, descriptor, ttl, self._clock_ms)
         return handle
 
+    def _table_of(self, name: str) -> dict[Any, Any]:
+        return self._tables[name]
+
     def keys(self, state_name: str) -> Iterable[Any]:
         """The keys that have a value in the named state."""
         return list(self._tables.get(state_name, ()))

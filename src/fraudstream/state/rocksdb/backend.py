@@ -116,6 +116,9 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
             handle = TTL[descriptor.kind](self, table, descriptor, ttl, self._clock_ms)
         return handle
 
+    def _table_of(self, name: str) -> RocksTable:
+        return self._tables[name]
+
     def keys(self, state_name: str) -> Iterable[Any]:
         """The keys that have a value in the named state."""
         table = self._tables.get(state_name)
