@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fraudstream.common import WatermarkStrategy
+from fraudstream.common import Configuration, WatermarkStrategy
 from fraudstream.connectors.codecs import transaction_to_json_dict
 from fraudstream.connectors.generator import TransactionGenerator
 from fraudstream.connectors.inprocess import CallbackSink, QueueSource
@@ -38,6 +38,7 @@ from fraudstream.datastream import JobClient, StreamExecutionEnvironment
 from fraudstream.exceptions import ConfigurationError, RuleValidationError
 from fraudstream.fraud.rules import Rule, RuleBook, build_rules_job, parse_rule
 from fraudstream.fraud.transaction import Transaction
+from fraudstream.runtime.gcscope import CONFIG_KEY as GC_CONFIG_KEY
 from fraudstream.service.demo_metrics import demo_metric_samples
 from fraudstream.service.hubs import Hub
 from fraudstream.service.metrics import LatencyWindow, MetricSample, RateMeter, nearest_rank
@@ -197,6 +198,9 @@ class DemoEngine:
             if self._client is not None:
                 return
             env = StreamExecutionEnvironment.get_execution_environment()
+            # The rule windows are a million long-lived objects: collections that scan
+            # them all are pauses of up to a second in the alert latency (runtime.gcscope).
+            env.configure(Configuration().set_boolean(GC_CONFIG_KEY, True))
             env.set_parallelism(self.workers)
             if self.workers > 1:
                 env.set_worker_processes(self.workers)
