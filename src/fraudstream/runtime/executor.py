@@ -17,14 +17,28 @@ the job is done when every source has ended.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from fraudstream.runtime.clock import Clock
 from fraudstream.runtime.operators.base import Operator
 from fraudstream.runtime.plan import JobPlan
 
-__all__ = ["CheckpointHook", "LocalExecutor"]
+__all__ = ["CheckpointHook", "LocalExecutor", "fire_due_timers"]
+
+
+def fire_due_timers(operators: Iterable[Operator], now: int) -> int | None:
+    """Fire the processing-time timers due at ``now``; the next one due after, if any."""
+    next_timer = None
+    for operator in operators:
+        due = operator.next_processing_timer()
+        if due is not None:
+            if due <= now:
+                operator.fire_processing_timers(now)
+                due = operator.next_processing_timer()
+            if due is not None and (next_timer is None or due < next_timer):
+                next_timer = due
+    return next_timer
 
 
 class CheckpointHook(Protocol):
@@ -78,15 +92,7 @@ class LocalExecutor:
             else:
                 produced += count
         now = self.clock.now_ms()
-        next_timer = None
-        for operator in self._timed:
-            due = operator.next_processing_timer()
-            if due is not None:
-                if due <= now:
-                    operator.fire_processing_timers(now)
-                    due = operator.next_processing_timer()
-                if due is not None and (next_timer is None or due < next_timer):
-                    next_timer = due
+        next_timer = fire_due_timers(self._timed, now)
         if self.checkpoints is not None:
             self.checkpoints.maybe_checkpoint(self.plan, now)
         if self.on_round is not None:

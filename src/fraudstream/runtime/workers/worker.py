@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraudstream.runtime.checkpoints import LoadedCheckpoint
 from fraudstream.runtime.exchange import ExchangeOutput
+from fraudstream.runtime.executor import fire_due_timers
 from fraudstream.runtime.operators.base import Channel, Operator
 from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
 from fraudstream.runtime.operators.sources import SourceOperator
@@ -322,17 +323,7 @@ class WorkerProcess:
         return produced > 0 or received
 
     def _fire_timers(self) -> None:
-        now = self.runner.clock.now_ms()
-        next_timer = None
-        for operator in self.local:
-            due = operator.next_processing_timer()
-            if due is not None:
-                if due <= now:
-                    operator.fire_processing_timers(now)
-                    due = operator.next_processing_timer()
-                if due is not None and (next_timer is None or due < next_timer):
-                    next_timer = due
-        self.next_timer = next_timer
+        self.next_timer = fire_due_timers(self.local, self.runner.clock.now_ms())
 
     def idle(self) -> None:
         """Nothing to do: sleep until a message comes, a pipe has room or a timer is due."""
