@@ -57,7 +57,7 @@ def deployment(
     kafka_broker: KafkaBroker, kafka_topic: Callable[[str], str], tmp_path: Path
 ) -> Iterator[tuple[LiveServer, KafkaDemoEngine]]:
     prefix = kafka_topic("svc") + "-"
-    topics = {role: prefix + role for role in ("transactions", "rules", "alerts")}
+    topics = {role: prefix + role for role in ("transactions", "rules", "alerts", "dead-letters")}
     engine = KafkaDemoEngine(kafka_broker.bootstrap, tmp_path / "serve", topics=topics, rate=50)
     with LiveServer(create_app(engine, TOKEN)) as server:
         bootstrap = kafka_broker.bootstrap
@@ -67,6 +67,7 @@ def deployment(
                 "--source", f"kafka://{bootstrap}/{topics['transactions']}",
                 "--rules", f"kafka://{bootstrap}/{topics['rules']}",
                 "--sink", f"kafka://{bootstrap}/{topics['alerts']}",
+                "--dead-letters", f"kafka://{bootstrap}/{topics['dead-letters']}",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -162,3 +163,24 @@ def test_a_bad_broker_address_is_a_usage_error(
 
     assert main(["serve", "--kafka", bootstrap, "--data-dir", str(tmp_path)]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_the_jobs_dead_letters_are_counted_by_the_service(
+    deployment: tuple[LiveServer, KafkaDemoEngine], kafka_producer: Any
+) -> None:
+    server, engine = deployment
+    with httpx.Client(base_url=server.url) as api:
+        wait_for(lambda: api.get("/api/health").json()["job"] == "RUNNING", what="the service")
+        before = engine.dead_letters.total
+        topic = engine.topics["transactions"]
+        for body in (b"not json", b'{"transactionId": "x"}', b"\xff\xfe" * 100):
+            kafka_producer.produce(topic, value=body)
+        kafka_producer.flush(10)
+        wait_for(lambda: engine.job_dead_letters >= 3, what="the job's dead letters")
+        assert engine.dead_letters.total >= before + 3
+        metrics = api.get("/metrics").text
+        (line,) = [
+            x for x in metrics.splitlines() if x.startswith("fraudstream_dead_letters_total")
+        ]
+        assert float(line.split()[-1]) >= before + 3
+        assert api.get("/api/health").json()["deadLetters"] >= before + 3

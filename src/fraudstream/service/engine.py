@@ -537,6 +537,7 @@ class DemoEngine:
             "alertsStored": self.alert_store.count(),
             "generator": self.generator_status(),
             "alertsPerSecond": round(self.alerts.per_second(), 1),
+            "deadLetters": self.dead_letters.total,
             "clients": {hub.name: hub.subscriber_count for hub in self.hubs()},
             "dropped": {hub.name: hub.dropped for hub in self.hubs()},
         }

@@ -8,7 +8,10 @@ and talks to the job only through the demo's topics:
 - ``transactions``: the generator's output, produced here;
 - ``rules``: every rule change, as rule JSON; at start the whole rule book is published
   again, so a job reading the topic from its beginning ends with the current set;
-- ``alerts``: read here into the alert store and the browsers.
+- ``alerts``: read here into the alert store and the browsers;
+- ``dead-letters``: the job's bad records (``fraudstream job rules ... --dead-letters
+  kafka://.../dead-letters``), counted here into the dead-letter metric, so the UI and
+  ``/metrics`` show what the job refused as well as what this process refused.
 
 The service's own little job (generator -> topic, alerts topic -> web) checkpoints into
 the data directory, so a restarted service resumes the alerts topic where it was and
@@ -42,6 +45,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "transactions": "transactions",
     "rules": "rules",
     "alerts": "alerts",
+    "dead-letters": "dead-letters",
 }
 
 _ALERT_FIELDS = ("ruleId", "key", "alertTime", "triggeringEvent")
@@ -77,6 +81,7 @@ class KafkaDemoEngine(DemoEngine):
         super().__init__(data_dir, checkpoint_interval_ms=checkpoint_interval_ms, **options)
         self._producer: Any = None
         self.refused_alerts = 0
+        self.job_dead_letters = 0
 
     def _spec(self, role: str, options: str = "partitions=1") -> str:
         return f"kafka://{self.bootstrap}/{self.topics[role]}?{options}"
@@ -117,6 +122,17 @@ class KafkaDemoEngine(DemoEngine):
             "alerts",
         ).uid("alerts-topic")
         alerts.sink_to(CallbackSink(self._on_topic_alerts)).uid("ui-alerts")
+        dead_letters = env.from_source(
+            make_source(self._spec("dead-letters", f"group={group}"), "json"),
+            WatermarkStrategy.no_watermarks(),
+            "dead-letters",
+        ).uid("dead-letters-topic")
+        dead_letters.sink_to(CallbackSink(self._on_job_dead_letters)).uid("ui-dead-letters")
+
+    def _on_job_dead_letters(self, batch: Sequence[Any]) -> None:
+        """The job's dead letters: counted, whatever they hold (they are bad records)."""
+        self.job_dead_letters += len(batch)
+        self.dead_letters.add(len(batch))
 
     def _on_topic_alerts(self, batch: Sequence[Any]) -> None:
         """Alerts read from the topic: anything that is not an alert is counted, not stored."""
