@@ -63,3 +63,14 @@ def test_a_job_runs_under_the_scope_only_when_configured(
         env.execute()
     assert seen == [default_gc, default_gc, JOB_THRESHOLDS, JOB_THRESHOLDS]
     assert gc.get_threshold() == default_gc
+
+
+def test_an_applications_own_freeze_survives_the_scope() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with LongLivedStateGC():
+            assert gc.get_freeze_count() >= frozen
+        assert gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()

@@ -39,6 +39,7 @@ JOB_THRESHOLDS = (100_000, 50, 100)
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, int, int] | None = None
+_froze = False
 
 
 class LongLivedStateGC:
@@ -54,11 +55,13 @@ class LongLivedStateGC:
         self.thresholds = thresholds
 
     def __enter__(self) -> LongLivedStateGC:
-        global _depth, _saved
+        global _depth, _saved, _froze
         with _lock:
             if _depth == 0:
                 _saved = gc.get_threshold()
-                gc.freeze()
+                _froze = gc.get_freeze_count() == 0  # an application's own freeze stays its own
+                if _froze:
+                    gc.freeze()
                 gc.set_threshold(*self.thresholds)
             _depth += 1
         return self
@@ -74,7 +77,8 @@ class LongLivedStateGC:
             _depth -= 1
             if _depth == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
-                gc.unfreeze()
+                if _froze:
+                    gc.unfreeze()
                 _saved = None
 
     @staticmethod

@@ -109,12 +109,16 @@ class ProcessCoordinator:
         ]
         # Objects the workers inherit stay out of their garbage collector: its passes
         # would write to every inherited object and copy every page of the job's heap.
-        gc.freeze()
+        # (Under LongLivedStateGC they already are: thawing them here would undo it.)
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
         try:
             for process in processes:
                 process.start()
         finally:
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
         mesh.keep({COORDINATOR, self.workers} if driver else {COORDINATOR})
         writers = [w for w in mesh.writers(COORDINATOR) if w is not None]
         thread = None
@@ -143,10 +147,12 @@ class ProcessCoordinator:
                     self._send(writer, [(EXIT,)])
             elif thread is not None:
                 self._send(writers[self.workers], [(CANCEL,)])
-            deadline = time.monotonic() + (0 if failed else 10)
-            self._deliver(writers, deadline)
+            self._deliver(writers, time.monotonic() + (0 if failed else 10))
             if thread is not None:
                 thread.join(10)
+                if thread.is_alive():  # stuck in a callback: its fds must not be reused
+                    mesh.open -= set(mesh.ends_of(self.workers))
+            deadline = time.monotonic() + (0 if failed else 10)
             for process in processes:
                 process.join(max(0.0, deadline - time.monotonic()))
                 if process.is_alive():  # a failed job's workers are stopped at once

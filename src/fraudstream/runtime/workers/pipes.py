@@ -186,6 +186,14 @@ class Mesh:
             os.close(fd)
         self.open &= used
 
+    def ends_of(self, participant: int) -> list[int]:
+        """The pipe ends ``participant`` uses (reads what is sent to it, writes its sends)."""
+        return [
+            read_fd if receiver == participant else write_fd
+            for (sender, receiver), (read_fd, write_fd) in self.pipes.items()
+            if participant in (sender, receiver)
+        ]
+
     def close(self) -> None:
         """Close every end this process still holds."""
         for fd in self.open:

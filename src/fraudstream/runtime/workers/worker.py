@@ -327,6 +327,8 @@ class WorkerProcess:
 
     def idle(self) -> None:
         """Nothing to do: sleep until a message comes, a pipe has room or a timer is due."""
+        if self.inbox.frames:  # read while a send waited for room: nothing to wait for
+            return
         wait = 0.002 if self.active else 0.05
         if self.next_timer is not None:
             now = self.runner.clock.now_ms()
