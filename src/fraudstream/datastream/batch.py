@@ -27,7 +27,11 @@ both ways). They save the per-record call, context and key switching of the engi
     timestamp yet, as a list (``extract_timestamp(value, MIN_WATERMARK)`` of each).
 
 The batch hooks of process functions are used only when the operator does not divert
-failing records to a side output (they cannot say which record of a batch failed).
+failing records to a side output (they cannot say which record of a batch failed). A hook
+is used only where it is as specific as the per-record method it stands for
+(:func:`fraudstream.runtime.operators.hooks.batch_hook`): a subclass that overrides
+``process_element`` or ``extract_timestamp`` but not the hook gets called per record,
+as on PyFlink.
 """
 
 from __future__ import annotations

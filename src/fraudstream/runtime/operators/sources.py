@@ -9,6 +9,7 @@ from fraudstream.common.watermark_strategy import TimestampAssigner, WatermarkSt
 from fraudstream.connectors.base import DeadLetter, ReaderContext, Source, SourceReader
 from fraudstream.exceptions import JobFailedError
 from fraudstream.runtime.operators.base import Operator, Timestamps
+from fraudstream.runtime.operators.hooks import batch_hook
 from fraudstream.runtime.watermarks import MAX_WATERMARK, MIN_WATERMARK
 
 __all__ = [
@@ -40,7 +41,9 @@ class WatermarkGenerator:
         self._bound = strategy.out_of_orderness_ms
         self._assigner: TimestampAssigner | None = strategy.timestamp_assigner
         # The assigner's batch hook (datastream.batch), for records without timestamps.
-        self._batch_assigner: Any = getattr(self._assigner, "extract_timestamp_batch", None)
+        self._batch_assigner: Any = batch_hook(
+            self._assigner, "extract_timestamp_batch", "extract_timestamp"
+        )
         self._idle_timeout = strategy.idle_timeout_ms
         self.max_ts = MIN_WATERMARK if self._bound is None else MIN_WATERMARK + self._bound + 1
         self.idle = False

@@ -15,6 +15,7 @@ from fraudstream.runtime.operators.contexts import (
     NonKeyedTimerService,
 )
 from fraudstream.runtime.operators.emit import BatchCollector
+from fraudstream.runtime.operators.hooks import batch_hook
 from fraudstream.runtime.operators.keyed import KeyedSupport
 from fraudstream.runtime.operators.process import UserFunctionOperator
 
@@ -192,7 +193,7 @@ class BroadcastProcessOperator(_TwoInput):
 
     def bind(self) -> None:
         """Use the function's batch hook, if it has one and no error output is set."""
-        hook = getattr(self.function, "process_element_batch", None)
+        hook = batch_hook(self.function, "process_element_batch", "process_element")
         self._batch_fn = hook if self.error_tag is None else None
 
     def open(self) -> None:
@@ -246,7 +247,7 @@ class KeyedBroadcastProcessOperator(_KeyedTwoInput):
 
     def bind(self) -> None:
         """Use the function's batch hooks, if it has them and no error output is set."""
-        batch = getattr(self.function, "process_keyed_batch", None)
+        batch = batch_hook(self.function, "process_keyed_batch", "process_element")
         if batch is None or self.error_tag is not None:
             self._batch_fn = self._watermark_fn = None
             return
