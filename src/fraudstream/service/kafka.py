@@ -24,7 +24,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +116,23 @@ class KafkaDemoEngine(DemoEngine):
         ).uid("transactions-topic")
         transactions.sink_to(CallbackSink(self._on_transactions)).uid("ui-transactions")
         group = f"fraudstream-serve-{uuid.uuid4().hex[:8]}"
-        alerts = env.from_source(
-            make_source(self._spec("alerts", f"group={group}"), "alerts"),
+        self._follow(env, "alerts", "alerts", group, self._on_topic_alerts)
+        self._follow(env, "dead-letters", "json", group, self._on_job_dead_letters)
+
+    def _follow(
+        self,
+        env: StreamExecutionEnvironment,
+        role: str,
+        codec: str,
+        group: str,
+        callback: Callable[[Sequence[Any]], None],
+    ) -> None:
+        """Read the ``role`` topic (records decoded as ``codec``) into ``callback``."""
+        env.from_source(
+            make_source(self._spec(role, f"group={group}"), codec),
             WatermarkStrategy.no_watermarks(),
-            "alerts",
-        ).uid("alerts-topic")
-        alerts.sink_to(CallbackSink(self._on_topic_alerts)).uid("ui-alerts")
-        dead_letters = env.from_source(
-            make_source(self._spec("dead-letters", f"group={group}"), "json"),
-            WatermarkStrategy.no_watermarks(),
-            "dead-letters",
-        ).uid("dead-letters-topic")
-        dead_letters.sink_to(CallbackSink(self._on_job_dead_letters)).uid("ui-dead-letters")
+            role,
+        ).uid(f"{role}-topic").sink_to(CallbackSink(callback)).uid(f"ui-{role}")
 
     def _on_job_dead_letters(self, batch: Sequence[Any]) -> None:
         """The job's dead letters: counted, whatever they hold (they are bad records)."""
