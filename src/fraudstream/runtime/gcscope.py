@@ -23,11 +23,13 @@ goes in young collections.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 
-__all__ = ["CONFIG_KEY", "LongLivedStateGC"]
+__all__ = ["CONFIG_KEY", "LongLivedStateGC", "frozen_heap"]
 
 #: Configuration key (boolean): run the job under :class:`LongLivedStateGC`, e.g.
 #: ``env.configure(Configuration().set_boolean(CONFIG_KEY, True))``.
@@ -39,7 +41,24 @@ JOB_THRESHOLDS = (100_000, 50, 100)
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, int, int] | None = None
-_froze = False
+_thaw = contextlib.ExitStack()
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Objects that exist on entry stay out of every collection until exit.
+
+    When something is frozen already (an application's own ``gc.freeze``, or an outer
+    scope), that freeze is left as it is: nothing is frozen here and nothing thawed.
+    """
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
 
 
 class LongLivedStateGC:
@@ -55,13 +74,11 @@ class LongLivedStateGC:
         self.thresholds = thresholds
 
     def __enter__(self) -> LongLivedStateGC:
-        global _depth, _saved, _froze
+        global _depth, _saved
         with _lock:
             if _depth == 0:
                 _saved = gc.get_threshold()
-                _froze = gc.get_freeze_count() == 0  # an application's own freeze stays its own
-                if _froze:
-                    gc.freeze()
+                _thaw.enter_context(frozen_heap())
                 gc.set_threshold(*self.thresholds)
             _depth += 1
         return self
@@ -77,8 +94,7 @@ class LongLivedStateGC:
             _depth -= 1
             if _depth == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
-                if _froze:
-                    gc.unfreeze()
+                _thaw.close()
                 _saved = None
 
     @staticmethod

@@ -16,7 +16,6 @@ process (``PR_SET_PDEATHSIG``), so ``kill -9`` of the job leaves nothing running
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import os
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from fraudstream.exceptions import ConfigurationError, JobFailedError
 from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint, state_files_of
 from fraudstream.runtime.clock import SystemClock
+from fraudstream.runtime.gcscope import frozen_heap
 from fraudstream.runtime.workers.pipes import COORDINATOR, FrameWriter, Mesh
 from fraudstream.runtime.workers.pipes import wait as wait_for_pipes
 from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER, encode
@@ -109,16 +109,10 @@ class ProcessCoordinator:
         ]
         # Objects the workers inherit stay out of their garbage collector: its passes
         # would write to every inherited object and copy every page of the job's heap.
-        # (Under LongLivedStateGC they already are: thawing them here would undo it.)
-        freeze = gc.get_freeze_count() == 0
-        if freeze:
-            gc.freeze()
-        try:
+        # (Under LongLivedStateGC they already are, and stay so.)
+        with frozen_heap():
             for process in processes:
                 process.start()
-        finally:
-            if freeze:
-                gc.unfreeze()
         mesh.keep({COORDINATOR, self.workers} if driver else {COORDINATOR})
         writers = [w for w in mesh.writers(COORDINATOR) if w is not None]
         thread = None
