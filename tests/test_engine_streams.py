@@ -268,6 +268,41 @@ def test_user_errors_name_the_operator_and_record() -> None:
     assert "ZeroDivisionError" in str(info.value)
 
 
+class RunningCount(KeyedProcessFunction):
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.INT()))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        count = (self.count.value() or 0) + 1
+        self.count.update(count)
+        yield (ctx.get_current_key(), count)
+
+
+def test_a_key_selector_failing_mid_batch_names_the_record_or_diverts_it() -> None:
+    records = [{"k": "a"}, {"k": "b"}, {}, {"k": "a"}, {"x": 1}, {"k": "b"}]
+    e = env()
+    e.from_collection(records).key_by(lambda r: r["k"]).process(RunningCount()).name("count")
+    with pytest.raises(JobFailedError) as info:
+        e.execute()
+    assert info.value.operator == "count"
+    assert info.value.record == {}
+    assert "KeyError" in str(info.value)
+
+    errors = OutputTag("errors")
+    e = env()
+    counted = (
+        e.from_collection(records)
+        .key_by(lambda r: r["k"])
+        .process(RunningCount())
+        .side_output_on_error(errors)
+    )
+    failed: list[Any] = []
+    counted.get_side_output(errors).add_sink(lambda v, ctx: failed.append(v))
+    assert list(counted.execute_and_collect()) == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert [f[0] for f in failed] == [{}, {"x": 1}]
+    assert all("KeyError" in f[1] for f in failed)
+
+
 def test_failing_records_can_go_to_a_side_output() -> None:
     errors = OutputTag("errors")
     e = env()

@@ -235,3 +235,31 @@ def test_rocksdb_in_workers_is_refused_after_rocksdb_was_opened_here(tmp_path: P
     RocksDBKeyedStateBackend(directory=str(tmp_path / "x")).close()
     with pytest.raises(ConfigurationError, match="fork"):
         checkpointed(tmp_path / "chk", tmp_path / "out", 2, None, False, "rocksdb")
+
+
+def test_a_worker_that_cannot_be_forked_fails_the_job_and_leaves_nothing_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import multiprocessing
+    import os
+
+    process_class = multiprocessing.get_context("fork").Process
+    start = process_class.start
+    started = 0
+
+    def start_or_fail(self: Any) -> None:
+        nonlocal started
+        started += 1
+        if started == 2:  # the first worker forks, the second cannot
+            raise OSError(11, "Resource temporarily unavailable")
+        start(self)
+
+    monkeypatch.setattr(process_class, "start", start_or_fail)
+    before = set(os.listdir("/proc/self/fd"))
+    env = environment(3, 3)
+    build_tutorial_job(env.from_collection(DATA)).sink_to(FileCommitSink(tmp_path / "out"))
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        env.execute()
+    assert started == 2
+    assert multiprocessing.active_children() == []  # the forked worker is stopped
+    assert set(os.listdir("/proc/self/fd")) == before  # and no pipe end stays open

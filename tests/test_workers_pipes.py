@@ -122,3 +122,51 @@ def test_each_process_keeps_only_the_ends_it_uses() -> None:
             raise AssertionError(f"fd {fd} is still open")
     finally:
         mesh.close()
+
+
+def _pipe_size(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))
+
+
+def test_data_pipes_share_half_the_users_pipe_quota() -> None:
+    from fraudstream.runtime.workers.pipes import data_pipe_bytes
+
+    with open("/proc/sys/fs/pipe-user-pages-soft") as pages:
+        quota = int(pages.read()) * os.sysconf("SC_PAGE_SIZE")
+    assert data_pipe_bytes(2) == 1 << 20  # 2 workers: 2 MiB in all
+    for pipes in (2, 12, 56, 90, 240, 10_000):
+        size = data_pipe_bytes(pipes)
+        assert size & (size - 1) == 0 and 1 << 16 <= size <= 1 << 20
+        # Within half the quota unless already at the smallest (default) size.
+        assert size * pipes <= quota // 2 or size == 1 << 16
+    assert data_pipe_bytes(240) < data_pipe_bytes(12)
+
+
+def test_only_pipes_between_workers_are_enlarged() -> None:
+    mesh = Mesh(3)
+    try:
+        for (sender, _), (_, write_fd) in mesh.pipes.items():
+            expected = mesh.data_bytes if sender != COORDINATOR else 1 << 16
+            assert _pipe_size(write_fd) == expected
+    finally:
+        mesh.close()
+
+
+def test_a_mesh_that_runs_out_of_file_descriptors_leaves_none_open() -> None:
+    import resource
+
+    before = set(os.listdir("/proc/self/fd"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(before) + 40, hard))
+    try:
+        try:
+            Mesh(8)  # 64 pipes: 128 descriptors
+        except OSError as exc:
+            assert "Too many open files" in str(exc)
+        else:
+            raise AssertionError("Mesh(8) opened 128 descriptors under a limit of 40 more")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert set(os.listdir("/proc/self/fd")) == before

@@ -135,3 +135,21 @@ def test_a_key_not_routed_yet_does_not_send_its_batch_down_the_slow_path() -> No
     for index, target in enumerate(targets):
         expected = [r for r in batch if instance_of(r[0], 2) == index]
         assert target.values[before[index] :] == expected
+
+
+def test_records_sharing_objects_cross_between_workers_intact() -> None:
+    account, big = 7, 2**70
+    values = [(account, 1, 0.5), (account, 2, 600.0), (big, 3, 1.0), [big, "x"]]
+    messages = [(DATA, (1, 0, 0), values, [1, 2, 3, 4]), (DATA, (1, 0, 1), values, None)]
+    data = encode(messages)
+    assert data[:1] == b"m"
+    assert same(decode(data), messages)
+
+
+def test_what_marshal_cannot_write_crosses_by_pickle() -> None:
+    looped: list[Any] = [1]
+    looped.append(looped)
+    data = encode([(DATA, (1, 0, 0), [looped], None)])
+    assert data[:1] == b"p"
+    back = decode(data)[0][2][0]
+    assert back[0] == 1 and back[1] is back

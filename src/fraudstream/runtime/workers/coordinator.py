@@ -91,45 +91,52 @@ class ProcessCoordinator:
         self.participants = self.workers + (1 if driver else 0)
         mesh = Mesh(self.participants)
         results = context.Queue()
-        processes = [
-            context.Process(
-                target=worker_main,
-                args=(self.runner, index),
-                kwargs={
-                    "workers": self.workers,
-                    "mesh": mesh,
-                    "results": results,
-                    "loaded": loaded,
-                    "parent_pid": os.getpid(),
-                },
-                name=f"fraudstream-worker-{index}",
-                daemon=True,
-            )
-            for index in range(self.workers)
-        ]
-        # Objects the workers inherit stay out of their garbage collector: its passes
-        # would write to every inherited object and copy every page of the job's heap.
-        # (Under LongLivedStateGC they already are, and stay so.)
-        with frozen_heap():
-            for process in processes:
-                process.start()
-        mesh.keep({COORDINATOR, self.workers} if driver else {COORDINATOR})
-        writers = [w for w in mesh.writers(COORDINATOR) if w is not None]
+        processes: list[Any] = []
         thread = None
-        if driver:  # started after forking: a child must not inherit a running thread
-            thread = threading.Thread(
-                target=driver_main,
-                args=(self.runner, self.workers),
-                kwargs={
-                    "workers": self.workers,
-                    "mesh": mesh,
-                    "results": results,
-                    "loaded": loaded,
-                },
-                name="fraudstream-driver",
-                daemon=True,
-            )
-            thread.start()
+        try:
+            for index in range(self.workers):
+                processes.append(
+                    context.Process(
+                        target=worker_main,
+                        args=(self.runner, index),
+                        kwargs={
+                            "workers": self.workers,
+                            "mesh": mesh,
+                            "results": results,
+                            "loaded": loaded,
+                            "parent_pid": os.getpid(),
+                        },
+                        name=f"fraudstream-worker-{index}",
+                        daemon=True,
+                    )
+                )
+            # Objects the workers inherit stay out of their garbage collector: its passes
+            # would write to every inherited object and copy every page of the job's heap.
+            # (Under LongLivedStateGC they already are, and stay so.)
+            with frozen_heap():
+                for process in processes:
+                    process.start()
+            mesh.keep({COORDINATOR, self.workers} if driver else {COORDINATOR})
+            writers = [w for w in mesh.writers(COORDINATOR) if w is not None]
+            if driver:  # started after forking: a child must not inherit a running thread
+                thread = threading.Thread(
+                    target=driver_main,
+                    args=(self.runner, self.workers),
+                    kwargs={
+                        "workers": self.workers,
+                        "mesh": mesh,
+                        "results": results,
+                        "loaded": loaded,
+                    },
+                    name="fraudstream-driver",
+                    daemon=True,
+                )
+                thread.start()
+        except BaseException:
+            # Forking or starting the driver failed part way (no memory, no processes
+            # left): stop the workers already started, and leave no pipe open.
+            self._stop(processes, results, mesh, deadline=time.monotonic())
+            raise
         self.driver_thread = thread
         failed = True
         try:
@@ -146,15 +153,24 @@ class ProcessCoordinator:
                 thread.join(10)
                 if thread.is_alive():  # stuck in a callback: its fds must not be reused
                     mesh.open -= set(mesh.ends_of(self.workers))
-            deadline = time.monotonic() + (0 if failed else 10)
-            for process in processes:
-                process.join(max(0.0, deadline - time.monotonic()))
-                if process.is_alive():  # a failed job's workers are stopped at once
-                    process.kill()
-                    process.join()
-            results.cancel_join_thread()
-            results.close()
-            mesh.close()
+            self._stop(processes, results, mesh, time.monotonic() + (0 if failed else 10))
+
+    @staticmethod
+    def _stop(processes: list[Any], results: Any, mesh: Mesh, deadline: float) -> None:
+        """Wait for the started workers until ``deadline``, and kill those still running.
+
+        Then close the results queue and this process's pipe ends.
+        """
+        for process in processes:
+            if process.pid is None:  # never started
+                continue
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():  # a failed job's workers are stopped at once
+                process.kill()
+                process.join()
+        results.cancel_join_thread()
+        results.close()
+        mesh.close()
 
     @staticmethod
     def _send(writer: FrameWriter, messages: list[Any]) -> None:

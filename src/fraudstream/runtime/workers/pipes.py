@@ -10,7 +10,8 @@ Writes never block: what the pipe cannot take now waits in the writer's ``pendin
 and goes out on a later :meth:`FrameWriter.pump`. Reads never block either: a reader
 takes what the pipe holds and hands out complete frames only, so a receiver never
 waits in the middle of a message. Waiting is explicit (:func:`wait`), on several pipes
-at once. Pipes are enlarged (Linux) to hold several batches, so a sender seldom waits.
+at once. Pipes between workers are enlarged (Linux) to hold several batches, so a
+sender seldom waits, within the user's pipe quota (:func:`data_pipe_bytes`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ COORDINATOR = -1
 
 _HEADER = 8
 _PIPE_BYTES = 1 << 20
+_MIN_PIPE_BYTES = 1 << 16  # Linux's default size
+_PIPE_BUDGET = 32 << 20  # when the quota cannot be read
 #: Bytes asked of a pipe per read (more reads follow while the pipe fills them): a
 #: 1 MiB buffer per read can cost a fresh memory mapping each time (~45 us measured).
 _READ_BYTES = 1 << 16
@@ -131,15 +134,37 @@ def wait(readers: list[FrameReader], writers: list[FrameWriter], timeout: float 
     poller.poll(None if timeout is None else max(0, int(timeout * 1000)))
 
 
-def _open_pipe() -> tuple[int, int]:
+def _open_pipe(size: int | None) -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
     for fd in (read_fd, write_fd):
         os.set_blocking(fd, False)
-    size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if size is not None:
-        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
-            fcntl.fcntl(write_fd, size, _PIPE_BYTES)
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if size is not None and set_size is not None:
+        # Refused above /proc/sys/fs/pipe-max-size or the user's pipe quota: the pipe
+        # keeps its default size, which works, with more rounds per batch.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_fd, set_size, size)
     return read_fd, write_fd
+
+
+def data_pipe_bytes(pipes: int) -> int:
+    """The buffer size for each of ``pipes`` data pipes: up to 1 MiB, within a budget.
+
+    Linux lets a user's pipes hold ``/proc/sys/fs/pipe-user-pages-soft`` pages in all
+    (64 MiB by default); past that, every new pipe of the user gets a single page. The
+    data pipes share half of it, so a job with many workers keeps usable pipes and the
+    user's other programs keep theirs.
+    """
+    try:
+        with open("/proc/sys/fs/pipe-user-pages-soft") as pages:
+            quota = int(pages.read()) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        quota = 0
+    budget = quota // 2 if quota > 0 else _PIPE_BUDGET
+    size = _PIPE_BYTES
+    while size > _MIN_PIPE_BYTES and size * pipes > budget:
+        size //= 2
+    return size
 
 
 class Mesh:
@@ -152,12 +177,22 @@ class Mesh:
     def __init__(self, participants: int) -> None:
         self.participants = participants
         self.pipes: dict[tuple[int, int], tuple[int, int]] = {}
+        self.open: set[int] = set()
+        # Batches of records cross between participants; the coordinator sends only
+        # control messages, which the default size holds.
+        self.data_bytes = data_pipe_bytes(participants * (participants - 1))
         senders = [COORDINATOR, *range(participants)]
-        for receiver in range(participants):
-            for sender in senders:
-                if sender != receiver:
-                    self.pipes[sender, receiver] = _open_pipe()
-        self.open: set[int] = {fd for pair in self.pipes.values() for fd in pair}
+        try:
+            for receiver in range(participants):
+                for sender in senders:
+                    if sender != receiver:
+                        size = None if sender == COORDINATOR else self.data_bytes
+                        pair = _open_pipe(size)
+                        self.pipes[sender, receiver] = pair
+                        self.open.update(pair)
+        except BaseException:
+            self.close()  # out of file descriptors part way: none is left open
+            raise
 
     def readers(self, receiver: int) -> list[FrameReader]:
         """The inbound pipes of ``receiver`` (the coordinator's first)."""

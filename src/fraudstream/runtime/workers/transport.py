@@ -57,11 +57,18 @@ ChannelKey = tuple[int, int, int]
 
 _MARSHALLED, _PICKLED = b"m", b"p"
 
+#: Version 2, the last without references: from version 3 on, marshal looks up every
+#: object that has more than one reference in a table (to write it once), which more
+#: than doubles the time to encode records whose fields the source still holds (a map
+#: from the source's objects to tuples shares every field). Shared objects are written
+#: once per use instead.
+_MARSHAL_VERSION = 2
+
 
 def encode(messages: list[Any]) -> bytes:
     """A message list as bytes (marshal when it can, else pickle)."""
     try:
-        return _MARSHALLED + marshal.dumps(messages)
+        return _MARSHALLED + marshal.dumps(messages, _MARSHAL_VERSION)
     except ValueError:  # an object marshal does not know (a class instance, a named tuple)
         return _PICKLED + pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
 
