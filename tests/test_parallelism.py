@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fraudstream.datastream import StreamExecutionEnvironment
 from fraudstream.fraud.tutorial import build_tutorial_job
@@ -61,3 +64,80 @@ def test_key_group_ranges_partition_all_groups() -> None:
         for index, groups in enumerate(owned):
             assert all(operator_index_for_key_group(g, 128, parallelism) == index for g in groups)
     assert 0 <= assign_to_key_group("x", 128) < 128
+
+
+def _reference_hash(key: Any) -> int:
+    """The key-group hash as first written (plain recursion, nothing memoized): what
+    checkpoints already taken (RocksDB rows carry their key group) were written with."""
+    import pickle
+    import struct
+    import zlib
+
+    mask = (1 << 64) - 1
+
+    def mix(value: int) -> int:
+        value &= mask
+        value ^= value >> 33
+        value = (value * 0xFF51AFD7ED558CCD) & mask
+        value ^= value >> 33
+        value = (value * 0xC4CEB9FE1A85EC53) & mask
+        return value ^ (value >> 33)
+
+    kind = type(key)
+    if kind is int:
+        return mix(key)
+    if kind is str:
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+    if kind is tuple:
+        acc = 0x9E3779B97F4A7C15
+        for element in key:
+            acc = mix(acc ^ _reference_hash(element))
+        return acc
+    if kind is bytes:
+        return zlib.crc32(key)
+    if kind is bool or key is None:
+        return 0 if not key else 1
+    if kind is float:
+        return mix(struct.unpack("<q", struct.pack("<d", key))[0])
+    return zlib.crc32(pickle.dumps(key, protocol=4))
+
+
+keys = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.binary(max_size=6)
+    | st.sampled_from([0, 1, -1, 2**64, 2**64 - 1, "", "payeeId"]),
+    lambda inner: st.tuples(inner) | st.tuples(inner, inner) | st.tuples(inner, inner, inner),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(key=keys)
+def test_the_key_group_hash_never_changes(key: Any) -> None:
+    # Twice: once to fill the memos, once from them.
+    assert stable_hash(key) == _reference_hash(key)
+    assert stable_hash(key) == _reference_hash(key)
+
+
+def test_equal_keys_of_other_types_do_not_take_each_others_memoized_hash() -> None:
+    pairs = [
+        (1, True),
+        (0, False),
+        ("a", StrSub("a")),
+        ((1,), (True,)),
+        (("payeeId", "beneficiaryId"), ("payeeId", StrSub("beneficiaryId"))),
+        ((), ()),
+    ]
+    for first, second in pairs:
+        assert first == second
+        for key in (first, second, first):
+            assert stable_hash(key) == _reference_hash(key)
+
+
+class StrSub(str):
+    pass

@@ -24,6 +24,14 @@ __all__ = [
 
 DEFAULT_MAX_PARALLELISM = 128
 _MASK64 = (1 << 64) - 1
+_SEED = 0x9E3779B97F4A7C15
+
+#: Hashes of ints and strings seen lately. Only keys of exactly ``int`` or ``str`` go in
+#: and are looked up, so ``True`` never meets ``1``'s entry (they hash differently).
+_INTS: dict[int, int] = {}
+_STRS: dict[str, int] = {}
+_NAMES: dict[tuple[str, ...], int] = {}
+_MEMO_LIMIT = 1 << 16
 
 
 def _mix64(value: int) -> int:
@@ -37,17 +45,68 @@ def _mix64(value: int) -> int:
     return value
 
 
+def _int_hash(value: int) -> int:
+    hashed = _INTS.get(value)
+    if hashed is None:
+        if len(_INTS) >= _MEMO_LIMIT:
+            _INTS.clear()
+        hashed = _INTS[value] = _mix64(value)
+    return hashed
+
+
+def _str_hash(value: str) -> int:
+    hashed = _STRS.get(value)
+    if hashed is None:
+        if len(_STRS) >= _MEMO_LIMIT:
+            _STRS.clear()
+        hashed = _STRS[value] = zlib.crc32(value.encode("utf-8", "surrogatepass"))
+    return hashed
+
+
 def stable_hash(key: Any) -> int:
-    """A hash of ``key`` that is the same in every process and every run."""
+    """A hash of ``key`` that is the same in every process and every run.
+
+    An int is mixed (MurmurHash3's finalizer), a string or bytes CRC-32'd, a tuple
+    folds its elements' hashes into a running value, mixing at each step; ``None`` and
+    booleans are 0 or 1, a float mixes its bits, anything else CRC-32s its pickle.
+    Keys that route every record (a new key each time) spend most of their time here,
+    so the common parts take short ways: memoized ints, strings and tuples of strings,
+    and the mixing written out in the tuple loop.
+    """
     kind = type(key)
     if kind is int:
-        return _mix64(key)
+        return _INTS.get(key) or _int_hash(key)
     if kind is str:
-        return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+        return _STRS.get(key) or _str_hash(key)
     if kind is tuple:
-        acc = 0x9E3779B97F4A7C15
+        # A tuple of strings (field names, say) is memoized whole; an equal tuple whose
+        # elements are not all exactly str (a str subclass) hashes otherwise, so it does
+        # not take the memo's value.
+        hashed = _NAMES.get(key)
+        if hashed is not None and all(type(element) is str for element in key):
+            return hashed
+        acc = _SEED
+        names = True
         for element in key:
-            acc = _mix64(acc ^ stable_hash(element))
+            kind = type(element)
+            if kind is str:
+                part = _STRS.get(element) or _str_hash(element)
+            else:
+                names = False
+                if kind is int:
+                    part = _INTS.get(element) or _int_hash(element)
+                else:
+                    part = stable_hash(element)
+            acc = (acc ^ part) & _MASK64
+            acc ^= acc >> 33
+            acc = (acc * 0xFF51AFD7ED558CCD) & _MASK64
+            acc ^= acc >> 33
+            acc = (acc * 0xC4CEB9FE1A85EC53) & _MASK64
+            acc ^= acc >> 33
+        if names:
+            if len(_NAMES) >= _MEMO_LIMIT:
+                _NAMES.clear()
+            _NAMES[key] = acc
         return acc
     if kind is bytes:
         return zlib.crc32(key)
