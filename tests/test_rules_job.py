@@ -533,10 +533,11 @@ def stored_events(checkpoint: Path) -> dict[int, int]:
     return per_rule
 
 
-@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
-def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
-    tmp_path: Path, batches: bool
+def run_cleanup_script(
+    checkpoints: Path, *, restore: Path | None = None, errors_aside: bool = False
 ) -> None:
+    """Ten payees, then event time moves on by 10 minutes, then the widest rule goes; a
+    checkpoint after each step (chk-1, chk-2, chk-3)."""
     from fraudstream.testing import AdvanceProcessingTime, ManualClock
 
     narrow = parse_rule({**DEMO_RULES[2], "ruleId": 1, "groupingKeyNames": ["payeeId"],
@@ -561,8 +562,10 @@ def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_processing_time_clock(clock).set_batch_size(1)
     env.enable_checkpointing(1000)
-    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(checkpoints))
     env.get_checkpoint_config().set_max_retained_checkpoints(10)
+    if restore is not None:
+        env.restore_from(str(restore))
     strategy = WS.for_bounded_out_of_orderness(Duration.of_millis(BOUND)).with_timestamp_assigner(
         ScriptTime()
     )
@@ -573,18 +576,41 @@ def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
         initial_rules=[narrow, wide],
         rules_hold_back_time=True,
     )
-    streams.alerts.sink_to(CapturingSink())
-    if batches:
-        env.execute()
-    else:
-        with per_record_calls():
-            env.execute()
+    alerts = streams.alerts
+    if errors_aside:  # the alert function then runs record by record
+        alerts = alerts.side_output_on_error(OutputTag("failed"))
+    alerts.sink_to(CapturingSink())
+    env.execute()
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])
+def test_state_is_cleaned_by_timers_and_shrinks_when_the_widest_rule_goes(
+    tmp_path: Path, batches: bool
+) -> None:
+    with contextlib.nullcontext() if batches else per_record_calls():
+        run_cleanup_script(tmp_path)
     first, second, third = (tmp_path / f"chk-{n}" for n in (1, 2, 3))
     assert stored_events(first) == {1: 10, 2: 10}
     # The watermark passed the narrow window of the first ten payees: their timers fired.
     assert stored_events(second) == {1: 1, 2: 11}
     # The widest rule is gone: its windows went with it.
     assert stored_events(third) == {1: 1}
+
+
+def test_state_restored_from_batches_is_cleaned_when_records_come_one_by_one(
+    tmp_path: Path,
+) -> None:
+    # Batch mode keeps one cleanup schedule, not a timer per key, so a checkpoint holds
+    # no timers for its keys. Restored where failing records go to a side output (the
+    # alert function then runs record by record), those keys are still cleaned up.
+    run_cleanup_script(tmp_path / "batches")
+    first = tmp_path / "batches" / "chk-1"
+    assert stored_events(first) == {1: 10, 2: 10}
+    run_cleanup_script(tmp_path / "one-by-one", restore=first, errors_aside=True)
+    second, third, final = (tmp_path / "one-by-one" / f"chk-{n}" for n in (1, 2, 3))
+    assert stored_events(second) == {1: 1, 2: 11}
+    assert stored_events(third) == {1: 1}
+    assert stored_events(final) == {}  # the end of input forgets every key
 
 
 @pytest.mark.parametrize("batches", [True, False], ids=["batch-hooks", "per-record"])

@@ -20,14 +20,17 @@ both ways). They save the per-record call, context and key switching of the engi
 ``on_watermark_batch(watermark, ctx, out)``
     On a keyed function with ``process_keyed_batch``: called each time the operator's
     watermark advances, after due event-time timers and before the watermark goes
-    downstream; replaces per-key cleanup timers by one sweep per instance.
+    downstream; replaces per-key cleanup timers by one sweep per instance. It is called
+    also while records come one by one (failing records go to a side output), so the
+    keys a batch-mode checkpoint restored without timers are still swept.
 
 ``extract_timestamp_batch(values)``
     On a ``TimestampAssigner``: the event times of a batch of records that carry no
     timestamp yet, as a list (``extract_timestamp(value, MIN_WATERMARK)`` of each).
 
-The batch hooks of process functions are used only when the operator does not divert
-failing records to a side output (they cannot say which record of a batch failed). A hook
+The record hooks of process functions (``process_element_batch``, ``process_keyed_batch``)
+are used only when the operator does not divert failing records to a side output (they
+cannot say which record of a batch failed). A hook
 is used only where it is as specific as the per-record method it stands for
 (:func:`fraudstream.runtime.operators.hooks.batch_hook`): a subclass that overrides
 ``process_element`` or ``extract_timestamp`` but not the hook gets called per record,

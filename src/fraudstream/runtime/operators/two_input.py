@@ -246,12 +246,17 @@ class KeyedBroadcastProcessOperator(_KeyedTwoInput):
         self._watermark_fn: Callable[..., Any] | None = None
 
     def bind(self) -> None:
-        """Use the function's batch hooks, if it has them and no error output is set."""
+        """Use the function's batch hooks, if it has them.
+
+        Records come one by one when failing ones go to a side output; the watermark
+        hook still runs then, so the state a batch-mode checkpoint left without per-key
+        timers is cleaned up all the same.
+        """
         batch = batch_hook(self.function, "process_keyed_batch", "process_element")
-        if batch is None or self.error_tag is not None:
+        if batch is None:
             self._batch_fn = self._watermark_fn = None
             return
-        self._batch_fn = batch
+        self._batch_fn = batch if self.error_tag is None else None
         self._watermark_fn = getattr(self.function, "on_watermark_batch", None)
 
     def open(self) -> None:
