@@ -7,7 +7,9 @@ Every configuration runs the same prebuilt ``(account, timestamp, amount)`` tupl
 alerts. The source is split over readers by account, so with 2 processes each reads
 half and about half of its records cross to the other process at the ``key_by``.
 Printed: events/s per configuration (best of R, wall time of ``execute`` including
-forking the workers) and the ratio to parallelism 1 (target >= 1.6 on 2 cores).
+forking the workers) and the ratio to parallelism 1 (target >= 1.6 on 2 cores). Then
+the same job as ``fraudstream job tutorial --source generator`` runs it, the source
+making its transactions as the tutorial's does (p=1 and p=2 in 2 processes).
 
 The readers take their records from columns of machine numbers (``array``), building
 each batch's tuples as they read, in every configuration alike. Reading tuples that the
@@ -94,6 +96,25 @@ def run(
     elapsed = time.perf_counter() - started
     counters = result.get_all_accumulator_results()
     return elapsed, counters["alerts.records_in"], counters
+
+
+def run_generated(events: int, parallelism: int, workers: int) -> tuple[float, int]:
+    """Seconds and alerts of the tutorial job as ``fraudstream job tutorial --source
+    generator:count=N`` runs it: the generator makes the transactions (as the tutorial's
+    ``TransactionSource`` does), a map turns them into the tutorial's tuples."""
+    import argparse
+
+    from fraudstream.datastream import StreamExecutionEnvironment
+    from fraudstream.fraud.tutorial import cli_job
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism).set_worker_processes(workers)
+    options = argparse.Namespace(source=f"generator:count={events},seed=7")
+    cli_job(env, options).sink_to(CountingSink()).uid("alerts")
+    started = time.perf_counter()
+    result = env.execute("bench-parallel-generated")
+    elapsed = time.perf_counter() - started
+    return elapsed, result.get_all_accumulator_results()["alerts.records_in"]
 
 
 def _spin(count: int) -> float:
@@ -285,6 +306,18 @@ def main() -> int:
                 "workers_idle_ms": idle,
             }
         )
+    generated = []
+    expected_generated = None
+    for name, parallelism, workers in (configurations[0], configurations[2]):
+        best = float("inf")
+        for _ in range(args.repeat):
+            elapsed, alerts = run_generated(args.events, parallelism, workers)
+            best = min(best, elapsed)
+            expected_generated = alerts if expected_generated is None else expected_generated
+            if alerts != expected_generated:
+                print(f"MISMATCH: generated, {name} found {alerts} alerts")
+                return 1
+        generated.append({"name": name, "events_per_s": args.events / best, "seconds": best})
     base = rows[0]["events_per_s"]
     ceiling = cpu_ceiling()
     load = os.getloadavg()[0]
@@ -320,6 +353,13 @@ def main() -> int:
             f"{row['bytes_between_workers'] / 1e6:>12.1f}  "
             + (" / ".join(str(ms) for ms in row["workers_idle_ms"]) or "-")
         )
+    print(
+        "the tutorial job as `fraudstream job tutorial --source generator` runs it "
+        "(generator -> map -> key_by -> FraudDetector):"
+    )
+    for row in generated:
+        row["ratio"] = row["events_per_s"] / generated[0]["events_per_s"]
+        print(f"{row['name']:<30}{row['events_per_s']:>14,.0f}{row['ratio']:>8.2f}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -331,6 +371,7 @@ def main() -> int:
                     "ns_per_record": costs,
                     "load_average": load,
                     "rows": rows,
+                    "generated": generated,
                 },
                 indent=2,
             )

@@ -105,13 +105,26 @@ def test_the_hash_exchange_routes_every_key_to_its_instance(stamped: bool) -> No
         assert target.stamps == ([v[1] for v in target.values] if stamped else [])
 
 
-def test_a_key_selector_that_raises_key_error_is_not_taken_for_a_cache_miss() -> None:
+@pytest.mark.parametrize("stamped", [False, True])
+def test_a_record_whose_key_selector_fails_goes_to_the_first_instance(stamped: bool) -> None:
+    # There the keyed operator computes the key again and fails as one instance would
+    # (naming the record, or diverting it to its error output); the batch goes on.
     targets = [Collect(), Collect()]
     exchange = ExchangeOutput(targets, "hash", lambda v: v["account"], 128, 0)
-    exchange.push([{"account": 1}, {"account": 2}], None)
-    with pytest.raises(KeyError, match="account"):
-        exchange.push([{"account": 1}, {"other": 2}], None)
-    assert sum(len(t.values) for t in targets) == 2  # nothing of the failed batch went out
+    batch = [{"account": 1}, {"other": 2}, {"account": 2}, None, {"account": 3}]
+    stamps = [10, 20, 30, 40, 50]
+    exchange.push(batch, stamps if stamped else None)
+
+    def instance(record: Any) -> int:
+        if not record or "account" not in record:
+            return 0
+        return instance_of(record["account"], 2)
+
+    for index, target in enumerate(targets):
+        chosen = [i for i, record in enumerate(batch) if instance(record) == index]
+        assert target.values == [batch[i] for i in chosen]
+        assert target.stamps == ([stamps[i] for i in chosen] if stamped else [])
+    assert set(exchange._route) == {1, 2, 3}  # a failure is not cached
 
 
 def test_a_key_not_routed_yet_does_not_send_its_batch_down_the_slow_path() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from fraudstream.datastream._access import plain_access_equivalent
 from fraudstream.datastream.functions import Function, KeyedProcessFunction, RuntimeContext
 
 __all__ = ["KeyedFunctionAdapter", "as_key_selector", "require_callable", "require_method"]
@@ -26,10 +27,16 @@ def require_method(func: Any, methods: tuple[str, ...], api: str, expected: str)
 
 
 def as_key_selector(key_selector: Any) -> Callable[[Any], Any]:
-    """The key-extracting callable of a ``KeySelector`` or plain callable."""
+    """The key-extracting callable of a ``KeySelector`` or plain callable.
+
+    A lambda that only subscripts, reads an attribute or calls a method without
+    arguments runs as its :mod:`operator` equivalent (:mod:`._access`).
+    """
     require_callable(key_selector, "get_key", "key_by")
     get_key = getattr(key_selector, "get_key", None)
-    return get_key if callable(get_key) else key_selector  # type: ignore[no-any-return]
+    if callable(get_key):
+        return get_key  # type: ignore[no-any-return]
+    return plain_access_equivalent(key_selector) or key_selector
 
 
 class KeyedFunctionAdapter(KeyedProcessFunction):

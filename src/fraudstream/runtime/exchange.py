@@ -73,13 +73,27 @@ class ExchangeOutput:
             self._route[key] = index
         return index
 
+    def _instance_of(self, value: Any) -> int:
+        """The instance ``value`` goes to, when its key has no cached instance.
+
+        A record whose key selector fails goes to the first instance: the keyed
+        operator there computes its key again and fails the same way, so it names the
+        record, or sends it to its error output, as a single instance would.
+        """
+        assert self.key_selector is not None
+        try:
+            key = self.key_selector(value)
+        except Exception:
+            return 0
+        return self._target_of(key)
+
     def _push_hash(self, values: list[Any], timestamps: Timestamps) -> None:
         targets = self.targets
         count = len(targets)
         key_of = self.key_selector
         assert key_of is not None
         route = self._route
-        target_of = self._target_of
+        instance_of = self._instance_of
         buckets: list[list[Any]] = [[] for _ in range(count)]
         appends = [bucket.append for bucket in buckets]
         if timestamps is None:
@@ -91,11 +105,11 @@ class ExchangeOutput:
                     for value in records:
                         appends[route[key_of(value)]](value)
                     break
-                except KeyError:
-                    # ``value``'s key has no cached instance yet: route it, then carry on
-                    # with the same iterator. (A KeyError of the key selector itself
-                    # comes again here and fails the batch: nothing of it was sent.)
-                    appends[target_of(key_of(value))](value)
+                except Exception:
+                    # A key with no cached instance yet (KeyError), or a failing key
+                    # selector: route this record alone, then carry on with the same
+                    # iterator.
+                    appends[instance_of(value)](value)
             for index in range(count):
                 if buckets[index]:
                     targets[index].push(buckets[index], None)
@@ -110,8 +124,8 @@ class ExchangeOutput:
                     appends[index](value)
                     stamp_appends[index](ts)
                 break
-            except KeyError:
-                index = target_of(key_of(value))
+            except Exception:
+                index = instance_of(value)
                 appends[index](value)
                 stamp_appends[index](ts)
         for index in range(count):
