@@ -104,11 +104,14 @@ def run_generated(events: int, parallelism: int, workers: int) -> tuple[float, i
     ``TransactionSource`` does), a map turns them into the tutorial's tuples."""
     import argparse
 
+    from fraudstream.common.configuration import Configuration
     from fraudstream.datastream import StreamExecutionEnvironment
     from fraudstream.fraud.tutorial import cli_job
+    from fraudstream.runtime.gcscope import CONFIG_KEY
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism).set_worker_processes(workers)
+    env.configure(Configuration().set_boolean(CONFIG_KEY, True))  # as `fraudstream job` does
     options = argparse.Namespace(source=f"generator:count={events},seed=7")
     cli_job(env, options).sink_to(CountingSink()).uid("alerts")
     started = time.perf_counter()
