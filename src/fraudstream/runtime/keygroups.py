@@ -45,22 +45,20 @@ def _mix64(value: int) -> int:
     return value
 
 
-def _int_hash(value: int) -> int:
-    hashed = _INTS.get(value)
-    if hashed is None:
-        if len(_INTS) >= _MEMO_LIMIT:
-            _INTS.clear()
-        hashed = _INTS[value] = _mix64(value)
+def _remember(memo: dict[Any, int], key: Any, hashed: int) -> int:
+    """Keep ``hashed`` as ``key``'s hash in ``memo`` (emptied when full); return it."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = hashed
     return hashed
+
+
+def _int_hash(value: int) -> int:
+    return _remember(_INTS, value, _mix64(value))
 
 
 def _str_hash(value: str) -> int:
-    hashed = _STRS.get(value)
-    if hashed is None:
-        if len(_STRS) >= _MEMO_LIMIT:
-            _STRS.clear()
-        hashed = _STRS[value] = zlib.crc32(value.encode("utf-8", "surrogatepass"))
-    return hashed
+    return _remember(_STRS, value, zlib.crc32(value.encode("utf-8", "surrogatepass")))
 
 
 def stable_hash(key: Any) -> int:
@@ -104,9 +102,7 @@ def stable_hash(key: Any) -> int:
             acc = (acc * 0xC4CEB9FE1A85EC53) & _MASK64
             acc ^= acc >> 33
         if names:
-            if len(_NAMES) >= _MEMO_LIMIT:
-                _NAMES.clear()
-            _NAMES[key] = acc
+            _remember(_NAMES, key, acc)
         return acc
     if kind is bytes:
         return zlib.crc32(key)
