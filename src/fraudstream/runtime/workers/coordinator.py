@@ -89,8 +89,12 @@ class ProcessCoordinator:
         plan = self.runner.plan
         driver = plan is not None and any(runs_in_driver(op) for op in plan.operators)
         self.participants = self.workers + (1 if driver else 0)
-        mesh = Mesh(self.participants)
         results = context.Queue()
+        try:
+            mesh = Mesh(self.participants)  # leaves nothing open if it fails
+        except BaseException:
+            results.close()
+            raise
         processes: list[Any] = []
         thread = None
         try:
