@@ -76,16 +76,15 @@ class ExchangeOutput:
     def _instance_of(self, value: Any) -> int:
         """The instance ``value`` goes to, when its key has no cached instance.
 
-        A record whose key selector fails goes to the first instance: the keyed
-        operator there computes its key again and fails the same way, so it names the
-        record, or sends it to its error output, as a single instance would.
+        A record whose key selector fails, or whose key cannot be hashed (a list), goes
+        to the first instance: the keyed operator there fails on it the same way, so it
+        names the record, or sends it to its error output, as a single instance would.
         """
         assert self.key_selector is not None
         try:
-            key = self.key_selector(value)
+            return self._target_of(self.key_selector(value))
         except Exception:
             return 0
-        return self._target_of(key)
 
     def _push_hash(self, values: list[Any], timestamps: Timestamps) -> None:
         targets = self.targets

@@ -30,7 +30,7 @@ COORDINATOR = -1
 _HEADER = 8
 _PIPE_BYTES = 1 << 20
 _MIN_PIPE_BYTES = 1 << 16  # Linux's default size
-_PIPE_BUDGET = 32 << 20  # when the quota cannot be read
+_PIPE_BUDGET = 32 << 20  # when the quota cannot be read, or is 0 (no limit)
 #: Bytes asked of a pipe per read (more reads follow while the pipe fills them): a
 #: 1 MiB buffer per read can cost a fresh memory mapping each time (~45 us measured).
 _READ_BYTES = 1 << 16
