@@ -30,7 +30,9 @@ _SEED = 0x9E3779B97F4A7C15
 #: and are looked up, so ``True`` never meets ``1``'s entry (they hash differently).
 _INTS: dict[int, int] = {}
 _STRS: dict[str, int] = {}
-_NAMES: dict[tuple[str, ...], int] = {}
+_NAMES: dict[tuple[str, ...], tuple[int, tuple[str, ...]]] = {}
+#: A tuple's running value after its first element, by that element's hash.
+_FIRSTS: dict[int, int] = {}
 _MEMO_LIMIT = 1 << 16
 
 
@@ -68,8 +70,8 @@ def stable_hash(key: Any) -> int:
     folds its elements' hashes into a running value, mixing at each step; ``None`` and
     booleans are 0 or 1, a float mixes its bits, anything else CRC-32s its pickle.
     Keys that route every record (a new key each time) spend most of their time here,
-    so the common parts take short ways: memoized ints, strings and tuples of strings,
-    and the mixing written out in the tuple loop.
+    so the common parts take short ways: memoized ints, strings, tuples of strings and
+    first steps of tuples, and the mixing written out in the tuple loop.
     """
     kind = type(key)
     if kind is int:
@@ -79,12 +81,13 @@ def stable_hash(key: Any) -> int:
     if kind is tuple:
         # A tuple of strings (field names, say) is memoized whole; an equal tuple whose
         # elements are not all exactly str (a str subclass) hashes otherwise, so it does
-        # not take the memo's value.
-        hashed = _NAMES.get(key)
-        if hashed is not None and all(type(element) is str for element in key):
-            return hashed
+        # not take the memo's value. (The same tuple object needs no check.)
+        known = _NAMES.get(key)
+        if known is not None and (known[1] is key or all(type(e) is str for e in key)):
+            return known[0]
         acc = _SEED
         names = True
+        first = True
         for element in key:
             kind = type(element)
             if kind is str:
@@ -95,6 +98,10 @@ def stable_hash(key: Any) -> int:
                     part = _INTS.get(element) or _int_hash(element)
                 else:
                     part = stable_hash(element)
+            if first:  # the first step depends on the first element's hash alone
+                first = False
+                acc = _FIRSTS.get(part) or _remember(_FIRSTS, part, _mix64(_SEED ^ part))
+                continue
             acc = (acc ^ part) & _MASK64
             acc ^= acc >> 33
             acc = (acc * 0xFF51AFD7ED558CCD) & _MASK64
@@ -102,7 +109,9 @@ def stable_hash(key: Any) -> int:
             acc = (acc * 0xC4CEB9FE1A85EC53) & _MASK64
             acc ^= acc >> 33
         if names:
-            _remember(_NAMES, key, acc)
+            if len(_NAMES) >= _MEMO_LIMIT:
+                _NAMES.clear()
+            _NAMES[key] = (acc, key)
         return acc
     if kind is bytes:
         return zlib.crc32(key)
