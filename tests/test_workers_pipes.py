@@ -170,3 +170,30 @@ def test_a_mesh_that_runs_out_of_file_descriptors_leaves_none_open() -> None:
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_frame_of_several_parts_arrives_joined_and_can_be_read_in_place() -> None:
+    mesh = Mesh(1)
+    try:
+        writer = mesh.writers(COORDINATOR)[0]
+        (reader,) = mesh.readers(0)
+        assert writer is not None
+        frames_sent = [(b"m", b"body" * 1000), (b"", b"x"), (b"p",), (b"a", b"", b"bc")]
+        for parts in frames_sent:
+            writer.put(*parts)
+        seen: list[int] = []
+
+        def in_place(view: memoryview) -> bytes:
+            seen.append(len(view))  # a view of the read buffer, not a copy
+            assert isinstance(view, memoryview)
+            return view.tobytes()
+
+        frames: deque[Any] = deque()
+        while len(frames) < len(frames_sent):
+            wait([reader], [writer], 1.0)
+            writer.pump()
+            reader.read(frames, in_place)
+        assert list(frames) == [b"".join(parts) for parts in frames_sent]
+        assert seen == [len(f) for f in frames]
+    finally:
+        mesh.close()

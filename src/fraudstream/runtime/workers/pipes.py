@@ -21,6 +21,8 @@ import fcntl
 import os
 import select
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["COORDINATOR", "FrameReader", "FrameWriter", "Mesh", "wait"]
 
@@ -46,14 +48,19 @@ class FrameWriter:
         self.pending_bytes = 0
         self.broken = False  # the receiver is gone: frames are dropped
 
-    def put(self, data: bytes) -> None:
-        """Queue ``data`` as one frame and write what the pipe takes now."""
+    def put(self, *parts: bytes) -> None:
+        """Queue ``parts``, joined, as one frame and write what the pipe takes now.
+
+        The parts go to the pipe as they are (one ``writev``), never copied together.
+        """
         if self.broken:
             return
-        self.pending.append(memoryview(len(data).to_bytes(_HEADER, "little")))
-        if data:  # an empty view would never be written off the queue
-            self.pending.append(memoryview(data))
-        self.pending_bytes += _HEADER + len(data)
+        size = sum(map(len, parts))
+        self.pending.append(memoryview(size.to_bytes(_HEADER, "little")))
+        for part in parts:
+            if part:  # an empty view would never be written off the queue
+                self.pending.append(memoryview(part))
+        self.pending_bytes += _HEADER + size
         self.pump()
 
     def pump(self) -> bool:
@@ -89,8 +96,12 @@ class FrameReader:
         self.buffer = bytearray()
         self.closed = False
 
-    def read(self, frames: deque[bytes]) -> int:
-        """Append the frames completed by what the pipe holds now; how many."""
+    def read(self, frames: deque[Any], convert: Callable[[memoryview], Any] = bytes) -> int:
+        """Append the frames completed by what the pipe holds now; how many.
+
+        Each frame is appended as ``convert`` makes it from a view of the read buffer
+        (a copy of the bytes by default; a decoder reads them in place).
+        """
         buffer = self.buffer
         while True:
             try:
@@ -112,7 +123,7 @@ class FrameReader:
                 size = int.from_bytes(view[start : start + _HEADER], "little")
                 if end - start - _HEADER < size:
                     break
-                frames.append(bytes(view[start + _HEADER : start + _HEADER + size]))
+                frames.append(convert(view[start + _HEADER : start + _HEADER + size]))
                 start += _HEADER + size
                 count += 1
         finally:

@@ -48,6 +48,7 @@ __all__ = [
     "RemoteChannel",
     "decode",
     "encode",
+    "encode_parts",
 ]
 
 DATA, WATERMARK, IDLE, END, BARRIER = 0, 1, 2, 3, 4
@@ -65,16 +66,24 @@ _MARSHALLED, _PICKLED = b"m", b"p"
 _MARSHAL_VERSION = 2
 
 
-def encode(messages: list[Any]) -> bytes:
-    """A message list as bytes (marshal when it can, else pickle)."""
+def encode_parts(messages: list[Any]) -> tuple[bytes, bytes]:
+    """A message list as a codec mark and a body (marshal when it can, else pickle).
+
+    Two parts, so the body is never copied to put the mark before it.
+    """
     try:
-        return _MARSHALLED + marshal.dumps(messages, _MARSHAL_VERSION)
+        return _MARSHALLED, marshal.dumps(messages, _MARSHAL_VERSION)
     except ValueError:  # an object marshal does not know (a class instance, a named tuple)
-        return _PICKLED + pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+        return _PICKLED, pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decode(data: bytes) -> list[Any]:
-    """The message list :func:`encode` made."""
+def encode(messages: list[Any]) -> bytes:
+    """A message list as bytes: :func:`encode_parts` joined."""
+    return b"".join(encode_parts(messages))
+
+
+def decode(data: bytes | memoryview) -> list[Any]:
+    """The message list :func:`encode` made (read in place from a view)."""
     body = memoryview(data)[1:]
     messages: list[Any] = marshal.loads(body) if data[:1] == _MARSHALLED else pickle.loads(body)
     return messages
@@ -85,7 +94,7 @@ class Inbox:
 
     def __init__(self, readers: list[FrameReader]) -> None:
         self.readers = readers
-        self.frames: deque[bytes] = deque()
+        self.frames: deque[list[Any]] = deque()  # message lists, decoded as read
         # One poll for all pipes, asked every round: cheaper than reading each empty pipe.
         self.by_fd = {reader.fd: reader for reader in readers}
         self.poller = select.poll()
@@ -96,7 +105,7 @@ class Inbox:
         """Read what every pipe holds now (also to let senders blocked on us proceed)."""
         for fd, _ in self.poller.poll(0):
             reader = self.by_fd[fd]
-            reader.read(self.frames)
+            reader.read(self.frames, decode)
             if reader.closed:  # every writer is gone: it would report ready forever
                 self.poller.unregister(fd)
 
@@ -109,7 +118,7 @@ class Inbox:
                 self.stash()
             if not self.frames:
                 return None
-        return decode(self.frames.popleft())
+        return self.frames.popleft()
 
 
 class Outbox:
@@ -156,10 +165,10 @@ class Outbox:
             return
         self.pending[destination] = []
         self.records[destination] = 0
-        data = encode(messages)
+        mark, body = encode_parts(messages)
         writer = self.writers[destination]
         assert writer is not None
-        writer.put(data)
+        writer.put(mark, body)
         while writer.pending_bytes > self.PENDING_LIMIT:
             # The receiver is behind: wait for room, taking in what others send us
             # meanwhile (the receiver may itself be waiting to send to us).
@@ -167,7 +176,7 @@ class Outbox:
             wait(self.inbox.readers, [writer], 0.05)
             writer.pump()
         self.batches_sent += 1
-        self.bytes_sent += len(data)
+        self.bytes_sent += len(mark) + len(body)
 
     def due(self) -> bool:
         """Whether messages have waited for enough rounds to be sent anyway."""
