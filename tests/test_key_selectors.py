@@ -111,7 +111,7 @@ def test_records_whose_key_fails_go_to_the_error_output_at_any_parallelism(
     # Some records have no field 1 (the key selector fails), and some have a list for
     # a key: unhashable, which the exchange cannot route, yet a function that keeps no
     # state processes it at parallelism 1; so it must be at any parallelism.
-    records = [(i % 5, i) if i % 7 else (i,) for i in range(200)]
+    records: list[Any] = [(i % 5, i) if i % 7 else (i,) for i in range(200)]
     records[3::11] = [(i, [i]) for i in range(3, 200, 11)]
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism).set_worker_processes(workers).set_batch_size(16)
