@@ -248,6 +248,8 @@ def test_a_worker_that_cannot_be_forked_fails_the_job_and_leaves_nothing_behind(
     started = 0
 
     def start_or_fail(self: Any) -> None:
+        # Fails before os.fork: when os.fork itself fails, CPython's popen_fork has
+        # opened two pipes of its own, which it leaves open (not ours to close).
         nonlocal started
         started += 1
         if started == 2:  # the first worker forks, the second cannot

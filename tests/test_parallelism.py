@@ -110,7 +110,8 @@ keys = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=6)
     | st.binary(max_size=6)
-    | st.sampled_from([0, 1, -1, 2**64, 2**64 - 1, "", "payeeId"]),
+    | st.sampled_from([0, 1, -1, 2**64, 2**64 - 1, "", "payeeId"])
+    | st.lists(st.integers(), max_size=2),  # Python cannot hash it; pickled
     lambda inner: st.tuples(inner) | st.tuples(inner, inner) | st.tuples(inner, inner, inner),
     max_leaves=10,
 )
@@ -132,6 +133,7 @@ def test_equal_keys_of_other_types_do_not_take_each_others_memoized_hash() -> No
         ((1,), (True,)),
         (("payeeId", "beneficiaryId"), ("payeeId", StrSub("beneficiaryId"))),
         ((), ()),
+        ((1, [2]), (True, [2])),
     ]
     for first, second in pairs:
         assert first == second

@@ -166,3 +166,13 @@ def test_what_marshal_cannot_write_crosses_by_pickle() -> None:
     assert data[:1] == b"p"
     back = decode(data)[0][2][0]
     assert back[0] == 1 and back[1] is back
+
+
+def test_a_key_the_key_group_hash_cannot_take_fails_rather_than_going_astray() -> None:
+    @dataclass(frozen=True)
+    class Local:  # hashable, but pickle cannot name a class defined in a function
+        account: int
+
+    exchange = ExchangeOutput([Collect(), Collect()], "hash", lambda v: Local(v), 128, 0)
+    with pytest.raises(Exception, match="pickle"):
+        exchange.push([1, 2, 3], None)

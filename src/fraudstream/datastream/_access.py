@@ -48,13 +48,18 @@ def plain_access_equivalent(function: Any) -> Callable[[Any], Any] | None:
     body = [(name, value) for name, _, value in steps[1:-1]]
     if len(body) == 2 and body[0][0] == "LOAD_CONST" and body[1][0] == "BINARY_SUBSCR":
         return operator.itemgetter(body[0][1])
-    if len(body) == 1 and body[0][0] == "LOAD_ATTR" and isinstance(body[0][1], str):
+    if len(body) == 1 and body[0][0] == "LOAD_ATTR" and _is_name(body[0][1]):
         return operator.attrgetter(body[0][1])
     if (
         len(body) == 2
         and body[0][0] == "LOAD_METHOD"
-        and isinstance(body[0][1], str)
+        and _is_name(body[0][1])
         and body[1] == ("CALL", 0)
     ):
         return operator.methodcaller(body[0][1])
     return None
+
+
+def _is_name(value: Any) -> bool:
+    """An attribute name as compiled code holds it (``attrgetter`` would split a dot)."""
+    return isinstance(value, str) and value.isidentifier()

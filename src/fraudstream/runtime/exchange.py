@@ -82,9 +82,11 @@ class ExchangeOutput:
         """
         assert self.key_selector is not None
         try:
-            return self._target_of(self.key_selector(value))
+            key = self.key_selector(value)
+            hash(key)
         except Exception:
             return 0
+        return self._target_of(key)  # a key the key-group hash cannot take fails here
 
     def _push_hash(self, values: list[Any], timestamps: Timestamps) -> None:
         targets = self.targets

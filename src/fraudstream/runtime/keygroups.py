@@ -82,7 +82,10 @@ def stable_hash(key: Any) -> int:
         # A tuple of strings (field names, say) is memoized whole; an equal tuple whose
         # elements are not all exactly str (a str subclass) hashes otherwise, so it does
         # not take the memo's value. (The same tuple object needs no check.)
-        known = _NAMES.get(key)
+        try:
+            known = _NAMES.get(key)
+        except TypeError:  # an element Python cannot hash (a list): pickled below
+            known = None
         if known is not None and (known[1] is key or all(type(e) is str for e in key)):
             return known[0]
         acc = _SEED
