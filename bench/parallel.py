@@ -99,9 +99,11 @@ def run(
 
 
 def run_generated(events: int, parallelism: int, workers: int) -> tuple[float, int]:
-    """Seconds and alerts of the tutorial job as ``fraudstream job tutorial --source
-    generator:count=N`` runs it: the generator makes the transactions (as the tutorial's
-    ``TransactionSource`` does), a map turns them into the tutorial's tuples."""
+    """Seconds and alerts of the tutorial job as ``fraudstream job tutorial`` runs it.
+
+    The source is ``generator:count=N``: the generator makes the transactions (as the
+    tutorial's ``TransactionSource`` does), and a map turns them into its tuples.
+    """
     import argparse
 
     from fraudstream.common.configuration import Configuration
