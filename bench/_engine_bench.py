@@ -1,8 +1,10 @@
-"""A partitioned in-memory source and a counting sink for the engine benchmarks.
+"""A partitioned in-memory source and a counting sink for the engine benchmarks, and a
+way to run a job's workers in turn in one process.
 
-Both work across worker processes: reader ``i`` of ``p`` reads the records whose account
-is ``i`` modulo ``p`` (each account's records keep their order, so every parallelism finds
-the same alerts), and the sink only counts (the engine reports ``records_in``).
+The source and sink work across worker processes: reader ``i`` of ``p`` reads the records
+whose account is ``i`` modulo ``p`` (each account's records keep their order, so every
+parallelism finds the same alerts), and the sink only counts (the engine reports
+``records_in``).
 """
 
 from __future__ import annotations
@@ -145,3 +147,37 @@ class _HoldingReader(SourceReader[Any]):
 
     def restore_position(self, position: Any) -> None:
         self.position = int(position)
+
+
+def run_workers_in_turn(runners: list[Any]) -> None:
+    """Run one worker per compiled job (``env._runner``), round by round, in this process.
+
+    What the workers of ``len(runners)`` processes would do, pipes and all, on one core:
+    a profiler or valgrind watching this process sees all of it.
+    """
+    from fraudstream.runtime.workers.pipes import Mesh
+    from fraudstream.runtime.workers.worker import WorkerProcess
+
+    class Results:
+        done = 0
+
+        def put(self, message: tuple[Any, ...]) -> None:
+            self.done += message[0] == "done"
+
+    count = len(runners)
+    mesh = Mesh(count)
+    results = Results()
+    workers = [
+        WorkerProcess(job, index, workers=count, mesh=mesh, results=results, loaded=None)
+        for index, job in enumerate(runners)
+    ]
+    try:
+        for worker in workers:
+            worker.open()
+        while results.done < count:
+            for worker in workers:
+                worker.step()
+    finally:
+        for worker in workers:
+            worker.close()
+        mesh.close()

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import tutorial_transactions
-from _engine_bench import CountingSink, PartitionedSource
+from _engine_bench import CountingSink, PartitionedSource, run_workers_in_turn
 from fraudstream.connectors.base import Source, SourceReader
 
 
@@ -199,15 +199,6 @@ def one_core_work(data: list[Any], repeat: int = 3) -> tuple[float, float]:
     from fraudstream.common import WatermarkStrategy
     from fraudstream.datastream import StreamExecutionEnvironment
     from fraudstream.fraud.tutorial import build_tutorial_job
-    from fraudstream.runtime.workers.pipes import Mesh
-    from fraudstream.runtime.workers.worker import WorkerProcess
-
-    class Results:
-        def __init__(self) -> None:
-            self.done = 0
-
-        def put(self, message: tuple[Any, ...]) -> None:
-            self.done += message[0] == "done"
 
     def runner(source: Source[Any], parallelism: int) -> Any:
         env = StreamExecutionEnvironment.get_execution_environment()
@@ -223,24 +214,10 @@ def one_core_work(data: list[Any], repeat: int = 3) -> tuple[float, float]:
         return time.process_time() - started
 
     def parallel_two(source: Source[Any]) -> float:
-        mesh = Mesh(2)
-        results = Results()
-        workers = [
-            WorkerProcess(runner(source, 2), i, workers=2, mesh=mesh, results=results, loaded=None)
-            for i in range(2)
-        ]
-        try:
-            started = time.process_time()
-            for worker in workers:
-                worker.open()
-            while results.done < 2:
-                for worker in workers:
-                    worker.step()
-            return time.process_time() - started
-        finally:
-            for worker in workers:
-                worker.close()
-            mesh.close()
+        runners = [runner(source, 2) for _ in range(2)]
+        started = time.process_time()
+        run_workers_in_turn(runners)
+        return time.process_time() - started
 
     one, two = ColumnSource(data, 1), ColumnSource(data, 2)
     # As in forked workers (the coordinator freezes what they inherit), the collector

@@ -28,58 +28,27 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engine_bench import CountingSink
+from _engine_bench import CountingSink, run_workers_in_turn
 
 
-def runner(parallelism: int, events: int, columns: bool) -> Any:
-    """The job compiled for ``parallelism`` instances, not started."""
+def runner(parallelism: int, events: int, columns: Any) -> Any:
+    """The job compiled for ``parallelism`` instances, not started.
+
+    ``columns``: a source of prebuilt columns to read, or ``None`` for the generator.
+    """
     from fraudstream.common import WatermarkStrategy
     from fraudstream.datastream import StreamExecutionEnvironment
     from fraudstream.fraud.tutorial import build_tutorial_job, cli_job
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism).set_worker_processes(1)
-    if columns:
-        from _data import tutorial_transactions
-        from parallel import ColumnSource
-
-        source = ColumnSource(tutorial_transactions(events), parallelism)
-        stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "tx")
+    if columns is not None:
+        stream = env.from_source(columns, WatermarkStrategy.no_watermarks(), "tx")
         alerts = build_tutorial_job(stream)
     else:
         alerts = cli_job(env, argparse.Namespace(source=f"generator:count={events},seed=7"))
     alerts.sink_to(CountingSink()).uid("alerts")
     return env._runner(env._take_nodes(), "bench-one-core")
-
-
-def run_both_workers(runners: list[Any]) -> None:
-    """Run one worker per runner in turn, round by round, until all are done."""
-    from fraudstream.runtime.workers.pipes import Mesh
-    from fraudstream.runtime.workers.worker import WorkerProcess
-
-    class Results:
-        done = 0
-
-        def put(self, message: tuple[Any, ...]) -> None:
-            self.done += message[0] == "done"
-
-    parallelism = len(runners)
-    mesh = Mesh(parallelism)
-    results = Results()
-    workers = [
-        WorkerProcess(job, index, workers=parallelism, mesh=mesh, results=results, loaded=None)
-        for index, job in enumerate(runners)
-    ]
-    try:
-        for worker in workers:
-            worker.open()
-        while results.done < parallelism:
-            for worker in workers:
-                worker.step()
-    finally:
-        for worker in workers:
-            worker.close()
-        mesh.close()
 
 
 def main() -> int:
@@ -88,15 +57,21 @@ def main() -> int:
     parser.add_argument("events", type=int)
     parser.add_argument("--columns", action="store_true", help="read prebuilt columns")
     args = parser.parse_args()
+    columns = None
+    if args.columns:  # read once; every worker's job takes its own part
+        from _data import tutorial_transactions
+        from parallel import ColumnSource
+
+        columns = ColumnSource(tutorial_transactions(args.events), args.parallelism)
+    runners = [runner(args.parallelism, args.events, columns) for _ in range(args.parallelism)]
     # As in forked workers: what exists before the job stays out of the collector.
-    runners = [runner(args.parallelism, args.events, args.columns) for _ in range(args.parallelism)]
     gc.collect()
     gc.freeze()
     started = time.process_time()
     if args.parallelism == 1:
         runners[0].run()
     else:
-        run_both_workers(runners)
+        run_workers_in_turn(runners)
     print(f"parallelism {args.parallelism}: {time.process_time() - started:.3f} s CPU")
     return 0
 
