@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 import struct
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DEFAULT_MAX_PARALLELISM",
@@ -34,6 +34,7 @@ _NAMES: dict[tuple[str, ...], tuple[int, tuple[str, ...]]] = {}
 #: A tuple's running value after its first element, by that element's hash.
 _FIRSTS: dict[int, int] = {}
 _MEMO_LIMIT = 1 << 16
+_T = TypeVar("_T")
 
 
 def _mix64(value: int) -> int:
@@ -47,12 +48,12 @@ def _mix64(value: int) -> int:
     return value
 
 
-def _remember(memo: dict[Any, int], key: Any, hashed: int) -> int:
-    """Keep ``hashed`` as ``key``'s hash in ``memo`` (emptied when full); return it."""
+def _remember(memo: dict[Any, _T], key: Any, value: _T) -> _T:
+    """Keep ``value`` for ``key`` in ``memo`` (emptied when full); return it."""
     if len(memo) >= _MEMO_LIMIT:
         memo.clear()
-    memo[key] = hashed
-    return hashed
+    memo[key] = value
+    return value
 
 
 def _int_hash(value: int) -> int:
@@ -112,9 +113,7 @@ def stable_hash(key: Any) -> int:
             acc = (acc * 0xC4CEB9FE1A85EC53) & _MASK64
             acc ^= acc >> 33
         if names:
-            if len(_NAMES) >= _MEMO_LIMIT:
-                _NAMES.clear()
-            _NAMES[key] = (acc, key)
+            _remember(_NAMES, key, (acc, key))
         return acc
     if kind is bytes:
         return zlib.crc32(key)

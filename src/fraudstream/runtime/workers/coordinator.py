@@ -32,7 +32,7 @@ from fraudstream.runtime.clock import SystemClock
 from fraudstream.runtime.gcscope import frozen_heap
 from fraudstream.runtime.workers.pipes import COORDINATOR, FrameWriter, Mesh
 from fraudstream.runtime.workers.pipes import wait as wait_for_pipes
-from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER, encode
+from fraudstream.runtime.workers.transport import CANCEL, COMPLETE, EXIT, TRIGGER, encode_parts
 from fraudstream.runtime.workers.worker import driver_main, runs_in_driver, worker_main
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ class ProcessCoordinator:
     @staticmethod
     def _send(writer: FrameWriter, messages: list[Any]) -> None:
         """Send ``messages`` to one participant (what its pipe cannot take waits)."""
-        writer.put(encode(messages))
+        writer.put(*encode_parts(messages))
 
     @staticmethod
     def _deliver(writers: list[FrameWriter], deadline: float) -> None:
