@@ -142,3 +142,33 @@ def test_a_damaged_state_file_makes_the_checkpoint_fall_back(tmp_path: Path) -> 
     with pytest.warns(RuntimeWarning, match="state file"):
         loaded = storage.latest()
     assert loaded is not None and loaded.path != newest
+
+
+class CommitCountingSink(CapturingSink):
+    """A :class:`CapturingSink` that also counts how often each committable is committed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: Counter[Any] = Counter()
+
+    def _publish(self, token: tuple[int, int, int], records: list[Any]) -> None:
+        with self._lock:
+            self.commits[token] += 1
+        super()._publish(token, records)
+
+
+@pytest.mark.parametrize(("parallelism", "resume_parallelism"), [(2, 2), (2, 1), (1, 2), (2, 3)])
+def test_each_restored_committable_is_committed_again_by_exactly_one_instance(
+    tmp_path: Path, parallelism: int, resume_parallelism: int
+) -> None:
+    # Two instances committing the same committable at once race in a sink whose commit is
+    # idempotent only one call at a time (rename a staged file if it is still there).
+    sink = CommitCountingSink()
+    run(script(160), tmp_path, parallelism, restore=False, sink=sink)
+    first_run = Counter(sink.commits)
+    run(script(160), tmp_path, resume_parallelism, restore=True, sink=sink)
+    again = {token: sink.commits[token] - n for token, n in first_run.items()}
+    again = {token: n for token, n in again.items() if n}
+    assert {subtask for _run, subtask, _checkpoint in again} == set(range(parallelism))
+    assert set(again.values()) == {1}
+    assert Counter(sink.results) == Counter(run(script(None), tmp_path / "plain", 1, False))

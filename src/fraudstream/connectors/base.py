@@ -171,7 +171,12 @@ class SinkWriter(ABC, Generic[T]):
         return None
 
     def commit(self, committables: Sequence[Any]) -> None:
-        """Make sealed committables visible; must be idempotent."""
+        """Make sealed committables visible; must be idempotent.
+
+        After a restore, writer ``i`` first commits again what the old writers ``j`` with
+        ``j % parallelism == i`` had sealed (the previous run may have committed them
+        already); no two writers get the same committable.
+        """
 
     def flush(self) -> None:
         """Push buffered records out (non-transactional sinks)."""

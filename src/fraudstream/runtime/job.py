@@ -232,7 +232,12 @@ class JobRunner:
                     index = op.task.subtask_index
                     op.restore_state(saved[index] if index < len(saved) else None)
                 else:
-                    present = [s for s in saved if s is not None]
+                    index, count = op.task.subtask_index, len(ops)
+                    present = [
+                        s
+                        for j, s in enumerate(saved)
+                        if s is not None and (not op.split_restored_state or j % count == index)
+                    ]
                     if present:
                         op.restore_state(present)
         missing = sorted(set(states) - known)

@@ -203,7 +203,8 @@ class KafkaSinkWriter(SinkWriter[T]):
         """Produce each committable in one transaction with its marker, unless already done.
 
         Restored committables are spread over the writers by ``subtask_index %
-        parallelism``, so each is committed by exactly one writer.
+        parallelism``, so each is committed by exactly one writer: the runtime hands them
+        out so, and the check below keeps it so for a caller that passes all of them.
         """
         ordered = sorted(committables, key=lambda c: (c.lineage, c.checkpoint_id))
         for committable in ordered:

@@ -122,6 +122,13 @@ class Operator:
     #: How many inputs (1 or 2); input channels are numbered across inputs.
     num_inputs = 1
 
+    #: How a restored job hands out the old instances' snapshots (``restore_state``):
+    #: ``False`` gives every new instance all of them (broadcast state, which each old
+    #: instance holds whole); ``True`` gives old instance ``j``'s snapshot only to new
+    #: instance ``j % parallelism``, so each is taken up exactly once (sealed committables:
+    #: two instances committing the same one would race).
+    split_restored_state = False
+
     def __init__(self, name: str, uid: str | None = None) -> None:
         self.name = name
         self.uid = uid or name
@@ -212,4 +219,9 @@ class Operator:
         return None
 
     def restore_state(self, state: Any) -> None:
-        """Load ``state`` from a checkpoint (before ``open``)."""
+        """Load ``state`` from a checkpoint (before ``open``).
+
+        ``state`` is the list of the old instances' snapshots that are not ``None``, all
+        of them or this instance's share (:attr:`split_restored_state`); sources get their
+        own reader's snapshot instead.
+        """

@@ -28,8 +28,12 @@ class ConnectorSinkOperator(Operator):
        the committable becomes part of checkpoint ``n``'s state;
     2. once checkpoint ``n`` is complete, ``commit`` makes it visible;
     3. after a crash, the committables in the restored checkpoint are committed again
-       (commits are idempotent), and whatever was written after it is replayed.
+       (commits are idempotent), and whatever was written after it is replayed. Each is
+       committed again by one instance only: old instance ``j``'s go to new instance
+       ``j % parallelism``.
     """
+
+    split_restored_state = True
 
     def __init__(self, name: str, uid: str | None, sink: Sink[Any], exactly_once: bool) -> None:
         super().__init__(name, uid)
