@@ -1,6 +1,6 @@
 """Parallelism in worker processes: the tutorial job, parallelism 2 in 2 processes vs 1.
 
-    python bench/parallel.py [--events N] [--repeat R] [--json FILE]
+    python bench/parallel.py [--events N] [--repeat R] [--json FILE] [--peers]
 
 Every configuration runs the same prebuilt ``(account, timestamp, amount)`` tuples
 (source -> key_by -> FraudDetector -> counting sink) and must find the same number of
@@ -9,7 +9,9 @@ half and about half of its records cross to the other process at the ``key_by``.
 Printed: events/s per configuration (best of R, wall time of ``execute`` including
 forking the workers) and the ratio to parallelism 1 (target >= 1.6 on 2 cores). Then
 the same job as ``fraudstream job tutorial --source generator`` runs it, the source
-making its transactions as the tutorial's does (p=1 and p=2 in 2 processes).
+making its transactions as the tutorial's does (p=1 and p=2 in 2 processes). With
+``--peers``, Bytewax runs the same detector over the same split in 1 and in 2 processes
+(``peers/bytewax_parallel.py``), for its ratio next to ours.
 
 The readers take their records from columns of machine numbers (``array``), building
 each batch's tuples as they read, in every configuration alike. Reading tuples that the
@@ -24,6 +26,7 @@ import argparse
 import gc
 import json
 import os
+import subprocess
 import sys
 import time
 from array import array
@@ -248,6 +251,38 @@ def cpu_ceiling(count: int = 10_000_000) -> float:
     return 2 * alone / both
 
 
+def bytewax_scaling(events: int, repeat: int) -> list[dict[str, Any]] | None:
+    """Bytewax running the same detector in 1 and in 2 processes (``peers/``), or
+    ``None`` when Bytewax is not installed."""
+    try:
+        import bytewax  # noqa: F401
+    except ImportError:
+        print("bytewax not installed: skipped (./dev bench installs it)", file=sys.stderr)
+        return None
+    peer = Path(__file__).resolve().parent / "peers" / "bytewax_parallel.py"
+    rows: list[dict[str, Any]] = []
+    for processes in (1, 2):
+        command = [sys.executable, str(peer), "--events", str(events)]
+        done = subprocess.run(
+            [*command, "--processes", str(processes), "--repeat", str(repeat)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=True,
+        )
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(
+            {
+                "name": f"Bytewax 0.21, {processes} process{'es' if processes > 1 else ''}",
+                "events_per_s": events / report["seconds"],
+                "alerts": report["alerts"],
+            }
+        )
+    if rows[0]["alerts"] != rows[1]["alerts"]:
+        raise SystemExit(f"MISMATCH: Bytewax found {rows[0]['alerts']} and {rows[1]['alerts']}")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -257,6 +292,15 @@ def main() -> int:
         "--inherited",
         action="store_true",
         help="readers read tuples the parent built (measures copy-on-write after fork too)",
+    )
+    parser.add_argument(
+        "--peers", action="store_true", help="also run Bytewax in 1 and 2 processes"
+    )
+    parser.add_argument(
+        "--peer-events",
+        type=int,
+        default=1_000_000,
+        help="events for the Bytewax runs (default 1,000,000: it is ~20x slower)",
     )
     args = parser.parse_args()
     data = tutorial_transactions(args.events)
@@ -342,6 +386,15 @@ def main() -> int:
     for row in generated:
         row["ratio"] = row["events_per_s"] / generated[0]["events_per_s"]
         print(f"{row['name']:<30}{row['events_per_s']:>14,.0f}{row['ratio']:>8.2f}")
+    peers = bytewax_scaling(args.peer_events, args.repeat) if args.peers else None
+    if peers:
+        print(
+            f"Bytewax with the same detector over the first {args.peer_events:,} events, "
+            "the same split (cluster members over 127.0.0.1, from their start to the last end):"
+        )
+        for row in peers:
+            row["ratio"] = row["events_per_s"] / peers[0]["events_per_s"]
+            print(f"{row['name']:<30}{row['events_per_s']:>14,.0f}{row['ratio']:>8.2f}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -354,6 +407,7 @@ def main() -> int:
                     "load_average": load,
                     "rows": rows,
                     "generated": generated,
+                    "bytewax": peers,
                 },
                 indent=2,
             )
