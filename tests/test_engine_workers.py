@@ -26,6 +26,7 @@ from fraudstream.datastream.state_backend import EmbeddedRocksDBStateBackend
 from fraudstream.exceptions import ConfigurationError, JobFailedError
 from fraudstream.fraud.tutorial import build_tutorial_job
 from fraudstream.runtime.keygroups import assign_to_key_group, operator_index_for_key_group
+from fraudstream.testing import CapturingSink
 
 DATA = [((i * 7919) % 97, i, 0.5 if i % 4 == 0 else 700.0) for i in range(20_000)]
 
@@ -56,6 +57,36 @@ def test_key_by_across_workers_equals_one_process(tmp_path: Path, parallelism: i
     # Every worker reads its share of a parallel source.
     parallel = LockstepSource(DATA, every=10**9)
     assert tutorial(tmp_path, parallelism, parallelism, parallel) == expected
+
+
+def test_capturing_sink_collects_from_worker_processes(tmp_path: Path) -> None:
+    # The public testing sink runs in the job's own process: a job in workers fills it
+    # (it stayed empty, its writers' lists left in the workers, before it said so).
+    expected = tutorial(tmp_path, 1, 1)
+
+    def run(abort_at: int | None, sink: CapturingSink, restore: bool) -> None:
+        env = environment(2, 2)
+        env.enable_checkpointing(1)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
+        if restore:
+            env.restore_from("latest")
+        source = LockstepSource(DATA, every=2500, abort_at=abort_at, readers=1)
+        stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "tx").uid("tx")
+        build_tutorial_job(stream).map(str).uid("fmt").sink_to(sink)
+        env.execute()
+
+    plain = CapturingSink()
+    env = environment(2, 2)
+    build_tutorial_job(env.from_collection(DATA)).map(str).sink_to(plain)
+    env.execute()
+    assert Counter(plain.results) == expected
+    # Exactly once, across a failure: committed output of the failed run plus the resumed.
+    sink = CapturingSink()
+    with pytest.raises(JobFailedError, match="aborted at record"):
+        run(12_000, sink, restore=False)
+    assert 0 < len(sink.results) < sum(expected.values())
+    run(None, sink, restore=True)
+    assert Counter(sink.results) == expected
 
 
 class Threshold(KeyedBroadcastProcessFunction):

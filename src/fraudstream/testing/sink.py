@@ -18,7 +18,12 @@ class CapturingSink(Sink[Any]):
     record appears only when the checkpoint after it completes (or at end of input):
     exactly what an exactly-once sink would have published, so an aborted run's
     ``results`` plus its resumed run's equal one uninterrupted run's.
+
+    Its writers run in the job's own process also when the job runs in worker processes
+    (``in_process``), so :attr:`results` fills where the test reads it.
     """
+
+    in_process = True
 
     def __init__(self) -> None:
         self.results: list[Any] = []
