@@ -92,11 +92,15 @@ def instance_of(key: Any, parallelism: int) -> int:
 
 
 @pytest.mark.parametrize("stamped", [False, True])
-def test_the_hash_exchange_routes_every_key_to_its_instance(stamped: bool) -> None:
+@pytest.mark.parametrize("keys", [7, 173, 5000])
+def test_the_hash_exchange_routes_every_key_to_its_instance(stamped: bool, keys: int) -> None:
+    # 7 keys: cached after the first batch (the loop for seen keys). 173: the cache is
+    # cleared every 50 keys, so batches switch between the loops. 5000: a new key in
+    # every record (the loop for new keys).
     targets = [Collect() for _ in range(3)]
     exchange = ExchangeOutput(targets, "hash", lambda v: v[0], 128, 0)
     exchange._CACHE_LIMIT = 50  # also route after the cache is cleared
-    records = [(i % 173, i) for i in range(2000)]
+    records = [(i % keys, i) for i in range(2000)]
     for start in range(0, len(records), 100):
         batch = records[start : start + 100]
         exchange.push(batch, [v[1] for v in batch] if stamped else None)
@@ -106,11 +110,15 @@ def test_the_hash_exchange_routes_every_key_to_its_instance(stamped: bool) -> No
 
 
 @pytest.mark.parametrize("stamped", [False, True])
-def test_a_record_whose_key_selector_fails_goes_to_the_first_instance(stamped: bool) -> None:
+@pytest.mark.parametrize("new_keys_often", [False, True])
+def test_a_record_whose_key_selector_fails_goes_to_the_first_instance(
+    stamped: bool, new_keys_often: bool
+) -> None:
     # There the keyed operator computes the key again and fails as one instance would
     # (naming the record, or diverting it to its error output); the batch goes on.
     targets = [Collect(), Collect()]
     exchange = ExchangeOutput(targets, "hash", lambda v: v["account"], 128, 0)
+    exchange._new_keys_often = new_keys_often  # the loop the previous batch chose
     batch = [{"account": 1}, {"other": 2}, {"account": 2}, None, {"account": 3}]
     stamps = [10, 20, 30, 40, 50]
     exchange.push(batch, stamps if stamped else None)
@@ -127,7 +135,10 @@ def test_a_record_whose_key_selector_fails_goes_to_the_first_instance(stamped: b
     assert set(exchange._route) == {1, 2, 3}  # a failure is not cached
 
 
-def test_a_key_not_routed_yet_does_not_send_its_batch_down_the_slow_path() -> None:
+@pytest.mark.parametrize("new_keys_often", [False, True])
+def test_a_key_not_routed_yet_does_not_send_its_batch_down_the_slow_path(
+    new_keys_often: bool,
+) -> None:
     calls = 0
 
     def key_of(value: tuple[int, int]) -> int:
@@ -140,11 +151,14 @@ def test_a_key_not_routed_yet_does_not_send_its_batch_down_the_slow_path() -> No
     exchange.push([(key, 0) for key in range(50)], None)  # 50 keys routed and cached
     before = [len(target.values) for target in targets]
     calls = 0
+    exchange._new_keys_often = new_keys_often  # the loop the previous batch chose
     batch = [(i % 50, i) for i in range(1, 1000)] + [(777, 1000)]  # a new key, last
     exchange.push(batch, None)
-    # Every record once, and the new key's record once more to route it (restarting the
-    # batch on the slow path would have called the selector ~2000 times).
-    assert calls == 1001
+    # Every record once; in the loop for seen keys, the new key's record once more to
+    # route it (restarting the batch on the slow path would have called the selector
+    # ~2000 times).
+    assert calls == (1000 if new_keys_often else 1001)
+    assert not exchange._new_keys_often  # one new key in 1000: the next batch's loop
     for index, target in enumerate(targets):
         expected = [r for r in batch if instance_of(r[0], 2) == index]
         assert target.values[before[index] :] == expected
@@ -176,3 +190,24 @@ def test_a_key_the_key_group_hash_cannot_take_fails_rather_than_going_astray() -
     exchange = ExchangeOutput([Collect(), Collect()], "hash", lambda v: Local(v), 128, 0)
     with pytest.raises(Exception, match="pickle"):
         exchange.push([1, 2, 3], None)
+
+
+@pytest.mark.parametrize("new_keys_often", [False, True])
+def test_a_record_whose_key_python_cannot_hash_goes_to_the_first_instance(
+    new_keys_often: bool,
+) -> None:
+    targets = [Collect(), Collect()]
+    exchange = ExchangeOutput(targets, "hash", lambda v: v[0], 128, 0)
+    exchange._new_keys_often = new_keys_often
+    batch: list[Any] = [(k, i) for i, k in enumerate(range(40))]
+    batch[5::7] = [([i], i) for i in range(5, 40, 7)]
+    stamps = list(range(len(batch)))
+    exchange.push(batch, stamps)
+    for index, target in enumerate(targets):
+        chosen = [
+            i
+            for i, (key, _) in enumerate(batch)
+            if (0 if isinstance(key, list) else instance_of(key, 2)) == index
+        ]
+        assert target.values == [batch[i] for i in chosen]
+        assert target.stamps == chosen

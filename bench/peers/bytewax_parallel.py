@@ -1,3 +1,4 @@
+# mypy: disallow-subclassing-any=False
 """The parallel benchmark's Bytewax peer: the tutorial detector in 1 or 2 processes.
 
     python bench/peers/bytewax_parallel.py --events 1000000 --processes 2

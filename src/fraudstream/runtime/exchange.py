@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fraudstream.runtime.keygroups import assign_to_key_group, operator_index_for_key_group
+from fraudstream.runtime.keygroups import stable_hash
 from fraudstream.runtime.operators.base import Timestamps
 
 __all__ = ["ExchangeOutput", "Target"]
@@ -54,6 +54,7 @@ class ExchangeOutput:
         self.max_parallelism = max_parallelism
         self._next = subtask_index  # round-robin starts at a different instance per sender
         self._route: dict[Any, int] = {}
+        self._new_keys_often = False
         if partitioning == "hash":
             self.push = self._push_hash
         elif partitioning == "broadcast":
@@ -64,13 +65,13 @@ class ExchangeOutput:
             self.push = self._push_round_robin
 
     def _target_of(self, key: Any) -> int:
-        index = self._route.get(key)
-        if index is None:
-            group = assign_to_key_group(key, self.max_parallelism)
-            index = operator_index_for_key_group(group, self.max_parallelism, len(self.targets))
-            if len(self._route) >= self._CACHE_LIMIT:
-                self._route.clear()
-            self._route[key] = index
+        """The instance of ``key`` (not cached yet), cached from now on."""
+        route = self._route
+        max_parallelism = self.max_parallelism
+        index = stable_hash(key) % max_parallelism * len(self.targets) // max_parallelism
+        if len(route) >= self._CACHE_LIMIT:
+            route.clear()
+        route[key] = index
         return index
 
     def _instance_of(self, value: Any) -> int:
@@ -83,55 +84,134 @@ class ExchangeOutput:
         assert self.key_selector is not None
         try:
             key = self.key_selector(value)
-            hash(key)
+            index = self._route.get(key)
         except Exception:
             return 0
+        if index is not None:
+            return index
         return self._target_of(key)  # a key the key-group hash cannot take fails here
 
     def _push_hash(self, values: list[Any], timestamps: Timestamps) -> None:
+        """Split a batch by key: one loop for keys seen before, one for new keys.
+
+        Most keys of most jobs repeat, and a cached key costs the key selector, one dict
+        subscript and an append; a key not cached yet then costs an exception. Keys that
+        are new on almost every record (the rules job's pairs of accounts) take a loop
+        that looks them up with ``get`` instead, chosen when the previous batch of this
+        exchange had more than one new key in 16.
+        """
+        count = len(self.targets)
+        buckets: list[list[Any]] = [[] for _ in range(count)]
+        stamps: list[list[Any]] | None = None
+        if timestamps is None:
+            if self._new_keys_often:
+                misses = self._route_new_keys(values, buckets)
+            else:
+                misses = self._route_seen_keys(values, buckets)
+        else:
+            stamps = [[] for _ in range(count)]
+            pairs = zip(values, timestamps)
+            if self._new_keys_often:
+                misses = self._route_new_keys_stamped(pairs, buckets, stamps)
+            else:
+                misses = self._route_seen_keys_stamped(pairs, buckets, stamps)
+        self._new_keys_often = misses * 16 > len(values)
         targets = self.targets
-        count = len(targets)
+        for index in range(count):
+            if buckets[index]:
+                targets[index].push(buckets[index], stamps[index] if stamps else None)
+
+    def _route_seen_keys(self, values: list[Any], buckets: list[list[Any]]) -> int:
         key_of = self.key_selector
         assert key_of is not None
         route = self._route
         instance_of = self._instance_of
-        buckets: list[list[Any]] = [[] for _ in range(count)]
         appends = [bucket.append for bucket in buckets]
-        if timestamps is None:
-            records = iter(values)
-            while True:
-                try:
-                    # The hot loop: a key's instance is cached, so a record costs the key
-                    # selector, one dict lookup and one append.
-                    for value in records:
-                        appends[route[key_of(value)]](value)
-                    break
-                except Exception:
-                    # A key with no cached instance yet (KeyError), or a failing key
-                    # selector: route this record alone, then carry on with the same
-                    # iterator.
-                    appends[instance_of(value)](value)
-            for index in range(count):
-                if buckets[index]:
-                    targets[index].push(buckets[index], None)
-            return
-        stamps: list[list[Any]] = [[] for _ in range(count)]
-        stamp_appends = [stamp.append for stamp in stamps]
-        stamped = zip(values, timestamps)
+        records = iter(values)
+        misses = 0
         while True:
             try:
-                for value, ts in stamped:
+                # The hot loop: a record costs the key selector, a subscript, an append.
+                for value in records:
+                    appends[route[key_of(value)]](value)
+                return misses
+            except Exception:
+                # A key with no cached instance yet (KeyError), or a failing key
+                # selector: route this record alone, then go on with the same iterator.
+                misses += 1
+                appends[instance_of(value)](value)
+
+    def _route_new_keys(self, values: list[Any], buckets: list[list[Any]]) -> int:
+        key_of = self.key_selector
+        assert key_of is not None
+        lookup = self._route.get
+        target_of = self._target_of
+        instance_of = self._instance_of
+        appends = [bucket.append for bucket in buckets]
+        records = iter(values)
+        misses = 0
+        while True:
+            try:
+                for value in records:
+                    key = key_of(value)
+                    index = lookup(key)
+                    if index is None:
+                        misses += 1
+                        index = target_of(key)
+                    appends[index](value)
+                return misses
+            except Exception:  # a failing key selector, or a key Python cannot hash
+                appends[instance_of(value)](value)
+
+    def _route_seen_keys_stamped(
+        self, pairs: Any, buckets: list[list[Any]], stamps: list[list[Any]]
+    ) -> int:
+        key_of = self.key_selector
+        assert key_of is not None
+        route = self._route
+        instance_of = self._instance_of
+        appends = [bucket.append for bucket in buckets]
+        stamp_appends = [stamp.append for stamp in stamps]
+        misses = 0
+        while True:
+            try:
+                for value, ts in pairs:
                     index = route[key_of(value)]
                     appends[index](value)
                     stamp_appends[index](ts)
-                break
+                return misses
+            except Exception:
+                misses += 1
+                index = instance_of(value)
+                appends[index](value)
+                stamp_appends[index](ts)
+
+    def _route_new_keys_stamped(
+        self, pairs: Any, buckets: list[list[Any]], stamps: list[list[Any]]
+    ) -> int:
+        key_of = self.key_selector
+        assert key_of is not None
+        lookup = self._route.get
+        target_of = self._target_of
+        instance_of = self._instance_of
+        appends = [bucket.append for bucket in buckets]
+        stamp_appends = [stamp.append for stamp in stamps]
+        misses = 0
+        while True:
+            try:
+                for value, ts in pairs:
+                    key = key_of(value)
+                    index = lookup(key)
+                    if index is None:
+                        misses += 1
+                        index = target_of(key)
+                    appends[index](value)
+                    stamp_appends[index](ts)
+                return misses
             except Exception:
                 index = instance_of(value)
                 appends[index](value)
                 stamp_appends[index](ts)
-        for index in range(count):
-            if buckets[index]:
-                targets[index].push(buckets[index], stamps[index])
 
     def _push_all(self, values: list[Any], timestamps: Timestamps) -> None:
         for target in self.targets:
