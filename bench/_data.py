@@ -1,8 +1,21 @@
-"""Deterministic benchmark inputs shared by every engine in a run."""
+"""Deterministic benchmark inputs shared by every engine in a run, and the tutorial
+detector as a Bytewax ``stateful_map`` step (used by two benchmarks)."""
 
 from __future__ import annotations
 
-__all__ = ["tutorial_transactions"]
+__all__ = ["bytewax_detect", "tutorial_transactions"]
+
+
+def bytewax_detect(flag: bool | None, t: tuple[int, int, float]) -> tuple[bool | None, int]:
+    """The FraudDetector's logic as a Bytewax step: (new flag, 1 for an alert else 0)."""
+    alert = 0
+    if flag is not None:
+        if t[2] > 500.0:
+            alert = 1
+        flag = None
+    if t[2] < 1.0:
+        flag = True
+    return flag, alert
 
 
 def tutorial_transactions(

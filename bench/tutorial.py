@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import tutorial_transactions
+from _data import bytewax_detect, tutorial_transactions
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "pyflink_tutorial_fraud_detection.py"
@@ -73,18 +73,8 @@ def bytewax_engine(data: list[tuple[int, int, float]]) -> int:
     stream = op.input("in", flow, TestingSource(data, batch_size=1000))
     keyed = op.key_on("key", stream, lambda t: str(t[0]))
 
-    def detect(flag: bool | None, t: tuple[int, int, float]) -> tuple[bool | None, int]:
-        alert = 0
-        if flag is not None:
-            if t[2] > 500.0:
-                alert = 1
-            flag = None
-        if t[2] < 1.0:
-            flag = True
-        return flag, alert
-
     count = [0]
-    detected = op.stateful_map("detect", keyed, detect)
+    detected = op.stateful_map("detect", keyed, bytewax_detect)
 
     def tally(step: str, item: Any) -> None:
         count[0] += item[1]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _data import tutorial_transactions
+from _data import bytewax_detect, tutorial_transactions
 
 BATCH = 1000
 
@@ -59,16 +59,6 @@ def _member(events: int, addresses: list[str], index: int, start: Any, results: 
         def build(self, step_id: str, worker_index: int, worker_count: int) -> Share:
             return Share()
 
-    def detect(flag: bool | None, t: tuple[int, int, float]) -> tuple[bool | None, int]:
-        alert = 0
-        if flag is not None:
-            if t[2] > 500.0:
-                alert = 1
-            flag = None
-        if t[2] < 1.0:
-            flag = True
-        return flag, alert
-
     alerts = [0]
 
     def tally(step: str, item: Any) -> None:
@@ -76,7 +66,7 @@ def _member(events: int, addresses: list[str], index: int, start: Any, results: 
 
     flow = Dataflow("tutorial")
     keyed = op.key_on("key", op.input("in", flow, Source()), lambda t: str(t[0]))
-    op.inspect("count", op.stateful_map("detect", keyed, detect), tally)
+    op.inspect("count", op.stateful_map("detect", keyed, bytewax_detect), tally)
     start.wait()
     began = time.time()
     cluster_main(flow, addresses, index)
