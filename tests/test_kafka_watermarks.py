@@ -22,20 +22,27 @@ Step = list[tuple[int, int]] | int  # a batch of (split, timestamp), or ms to ad
 class SplitScriptSource(Source[int]):
     """Plays batches of ``(split, timestamp)`` records; ints advance the manual clock."""
 
-    def __init__(self, steps: list[Step], clock: ManualClock) -> None:
+    def __init__(
+        self, steps: list[Step], clock: ManualClock, assigned: list[int] | None = None
+    ) -> None:
         self.steps = steps
         self.clock = clock
+        self.assigned = assigned
 
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[int]:
-        return SplitScriptReader(list(self.steps), self.clock)
+        return SplitScriptReader(list(self.steps), self.clock, self.assigned)
 
 
 class SplitScriptReader(SourceReader[int]):
-    def __init__(self, steps: list[Step], clock: ManualClock) -> None:
+    def __init__(self, steps: list[Step], clock: ManualClock, assigned: list[int] | None) -> None:
         self.steps = steps
         self.clock = clock
+        self.assigned = assigned
         self.last: list[tuple[int, int]] = []
         self.position = 0
+
+    def assigned_splits(self) -> Sequence[Any] | None:
+        return self.assigned
 
     def poll(self, max_records: int) -> Sequence[int] | None:
         if not self.steps:
@@ -69,12 +76,14 @@ class WatermarkAtElement(ProcessFunction):
         yield (value, ctx.timer_service().current_watermark())
 
 
-def run(steps: list[Step], strategy: WatermarkStrategy) -> list[tuple[int, int]]:
+def run(
+    steps: list[Step], strategy: WatermarkStrategy, assigned: list[int] | None = None
+) -> list[tuple[int, int]]:
     clock = ManualClock(0)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_processing_time_clock(clock)
     sink = CapturingSink()
-    source = SplitScriptSource(steps, clock)
+    source = SplitScriptSource(steps, clock, assigned)
     env.from_source(source, strategy, "splits").process(WatermarkAtElement()).sink_to(sink)
     env.execute("split watermarks")
     return list(sink.results)
@@ -98,6 +107,29 @@ def test_an_idle_split_stops_holding_the_watermark_back_until_it_speaks_again() 
     # split 1 is quiet from t=0; at t=1200 it is idle, so the watermark follows split 0;
     # it never goes back when split 1 speaks again
     assert seen == [(100, -(2**63)), (10, -(2**63)), (200, 9), (300, 199), (20, 299), (400, 299)]
+
+
+def test_assigned_splits_hold_the_watermark_back_until_their_first_record() -> None:
+    steps: list[Step] = [[(0, 100)], [(0, 200)], [(1, 10)], [(0, 300)], [(1, 50)], [(0, 400)]]
+    strategy = WatermarkStrategy.for_monotonous_timestamps()
+    # Split 1 is known from the start: nothing of it is late when it comes after split 0.
+    assert run(steps, strategy, assigned=[0, 1]) == [
+        (100, -(2**63)),
+        (200, -(2**63)),
+        (10, -(2**63)),
+        (300, 9),
+        (50, 9),
+        (400, 49),
+    ]
+    # Unannounced, split 1 counts from its first record, behind a watermark already at 199.
+    assert run(steps, strategy)[2] == (10, 199)
+
+
+def test_an_assigned_split_that_stays_silent_goes_idle() -> None:
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_millis(1000))
+    seen = run([[(0, 100)], 600, [(0, 200)], 600, [], [(0, 300)]], strategy, assigned=[0, 1])
+    # split 1 never speaks: it holds the watermark back for the idle timeout, then not
+    assert seen == [(100, -(2**63)), (200, -(2**63)), (300, 199)]
 
 
 @pytest.mark.kafka

@@ -109,6 +109,17 @@ class SourceReader(ABC, Generic[T]):
         """
         return None
 
+    def assigned_splits(self) -> Sequence[Any] | None:
+        """The splits this reader reads, when it knows them once open (Kafka partitions).
+
+        With watermarks per split, each of them holds the watermark back from the start,
+        until its first record or until it is idle, as Flink does with the splits
+        assigned to a reader: otherwise a split whose records come later than another's
+        (the consumer fetched the other first) would find the watermark already past
+        them. ``None``: splits count from their first record.
+        """
+        return None
+
     @abstractmethod
     def snapshot_position(self) -> Any:
         """The position after the last polled record; picklable, small."""

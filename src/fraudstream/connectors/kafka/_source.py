@@ -277,6 +277,10 @@ class KafkaSourceReader(SourceReader[T]):
         """The Kafka timestamps (ms) of the last poll's records."""
         return self._timestamps
 
+    def assigned_splits(self) -> Sequence[int] | None:
+        """This reader's partitions: each holds the watermark back until it is read."""
+        return list(self.partitions) or None
+
     def splits(self) -> Sequence[int] | None:
         """The partition of each of the last poll's records (watermarks per partition)."""
         return self._splits

@@ -109,8 +109,9 @@ class SplitWatermarks:
 
     Each split keeps its largest timestamp; the reader's watermark is the smallest split
     watermark over the splits that are not idle, and never goes back. A split counts from
-    its first record on, and becomes idle after the idle timeout without records (if the
-    strategy has one), until its next record.
+    its assignment (:meth:`register`, holding the watermark back until its first record)
+    or else from its first record, and becomes idle after the idle timeout without
+    records (if the strategy has one), until its next record.
     """
 
     __slots__ = ("_bound", "_idle_timeout", "emitted", "idle", "last_activity", "max_ts")
@@ -122,6 +123,13 @@ class SplitWatermarks:
         self.last_activity: dict[Any, int] = {}
         self.idle: set[Any] = set()
         self.emitted = MIN_WATERMARK
+
+    def register(self, splits: Sequence[Any], now: int) -> None:
+        """Splits assigned before their first record: each holds the watermark back."""
+        for split in splits:
+            if split not in self.max_ts:
+                self.max_ts[split] = MIN_WATERMARK
+                self.last_activity.setdefault(split, now)
 
     def observe(self, splits: Sequence[Any], timestamps: Timestamps, now: int) -> int | None:
         """Take a batch into account; the new combined watermark if it advanced."""
@@ -221,6 +229,9 @@ class SourceOperator(Operator):
                 splits = self._restored.get("split_watermarks")
                 if splits is not None and self.split_watermarks is not None:
                     self.split_watermarks.restore(splits, task.clock_ms())
+            assigned = self.reader.assigned_splits()
+            if assigned and self.split_watermarks is not None and self.generator is not None:
+                self.split_watermarks.register(assigned, task.clock_ms())
         except Exception as exc:
             raise JobFailedError(f"source {self.name!r} failed to open: {exc}", self.name) from exc
         if self.generator is not None:
