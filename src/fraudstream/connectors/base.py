@@ -114,7 +114,8 @@ class SourceReader(ABC, Generic[T]):
 
         With watermarks per split, each of them holds the watermark back from the start,
         until its first record or until it is idle, as Flink does with the splits
-        assigned to a reader: otherwise a split whose records come later than another's
+        assigned to a reader (a split's output is created on assignment, FLINK-26018):
+        otherwise a split whose records come later than another's
         (the consumer fetched the other first) would find the watermark already past
         them. ``None``: splits count from their first record.
         """
