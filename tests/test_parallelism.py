@@ -143,3 +143,71 @@ def test_equal_keys_of_other_types_do_not_take_each_others_memoized_hash() -> No
 
 class StrSub(str):
     pass
+
+
+def test_equal_frozensets_have_one_key_group_in_every_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    # {1, 9} and {9, 1} iterate in the order they were filled (both land in one slot),
+    # and strings hash differently in every process: pickling the set gave equal keys
+    # different key groups.
+    assert list(frozenset([1, 9])) != list(frozenset([9, 1]))
+    assert stable_hash(frozenset([1, 9])) == stable_hash(frozenset([9, 1]))
+    pair = ("acct-17", "acct-42")
+    assert stable_hash(frozenset(pair)) == stable_hash(frozenset(reversed(pair)))
+    assert stable_hash(frozenset(pair)) != stable_hash(frozenset(("acct-17", "acct-43")))
+    assert stable_hash(frozenset()) != stable_hash(frozenset([0]))
+    code = (
+        "from fraudstream.runtime.keygroups import stable_hash;"
+        "print(stable_hash((frozenset({'acct-17', 'acct-42', 'acct-99', 'x' * 40}), 7)))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(seen) == 1
+
+
+def test_a_job_keyed_by_unordered_pairs_keeps_one_state_per_pair_at_any_parallelism() -> None:
+    from _engine_jobs import LockstepSource
+    from fraudstream.common import WatermarkStrategy
+    from fraudstream.datastream import KeyedProcessFunction, RuntimeContext
+    from fraudstream.datastream.state import ValueStateDescriptor
+
+    class Count(KeyedProcessFunction):
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.seen = runtime_context.get_state(ValueStateDescriptor("seen", None))
+
+        def process_element(self, value: Any, ctx: Any) -> Any:
+            seen = (self.seen.value() or 0) + 1
+            self.seen.update(seen)
+            yield (tuple(sorted(value[1])), seen)
+
+    # Transfers between two accounts, one key per pair whatever the direction: each pair
+    # comes twice one way through reader 0, then twice the other way through reader 1.
+    # a and a + 8 share a slot of a small set, so the two ways iterate (and pickled)
+    # differently, and each reader routes its own.
+    pairs = 1000
+    transfers = []
+    for i in range(4 * pairs):
+        a, reader = i % pairs, i // (2 * pairs)
+        transfers.append((reader, frozenset((a + 8, a) if reader else (a, a + 8)), i))
+
+    def run(parallelism: int) -> Counter[Any]:
+        env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+        source = LockstepSource(transfers, every=10**9)
+        stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "transfers")
+        out = stream.key_by(lambda t: t[1]).process(Count())
+        return Counter(out.execute_and_collect())
+
+    expected = run(1)
+    assert max(seen for _, seen in expected) == 4
+    assert run(2) == expected

@@ -25,6 +25,7 @@ __all__ = [
 DEFAULT_MAX_PARALLELISM = 128
 _MASK64 = (1 << 64) - 1
 _SEED = 0x9E3779B97F4A7C15
+_SET_SEED = 0xC2B2AE3D27D4EB4F
 
 #: Hashes of ints and strings seen lately. Only keys of exactly ``int`` or ``str`` go in
 #: and are looked up, so ``True`` never meets ``1``'s entry (they hash differently).
@@ -68,8 +69,9 @@ def stable_hash(key: Any) -> int:
     """A hash of ``key`` that is the same in every process and every run.
 
     An int is mixed (MurmurHash3's finalizer), a string or bytes CRC-32'd, a tuple
-    folds its elements' hashes into a running value, mixing at each step; ``None`` and
-    booleans are 0 or 1, a float mixes its bits, anything else CRC-32s its pickle.
+    folds its elements' hashes into a running value, mixing at each step, a frozenset
+    the same in sorted order; ``None`` and booleans are 0 or 1, a float mixes its bits,
+    anything else CRC-32s its pickle.
     Keys that route every record (a new key each time) spend most of their time here,
     so the common parts take short ways: memoized ints, strings, tuples of strings and
     first steps of tuples, and the mixing written out in the tuple loop.
@@ -121,6 +123,14 @@ def stable_hash(key: Any) -> int:
         return 0 if not key else 1
     if kind is float:
         return _mix64(struct.unpack("<q", struct.pack("<d", key))[0])
+    if kind is frozenset:
+        # Equal sets can iterate in different orders (the order follows insertion, and
+        # strings hash differently in every process), so their pickles differ: fold the
+        # elements' hashes in sorted order instead.
+        acc = _SET_SEED
+        for part in sorted(map(stable_hash, key)):
+            acc = _mix64(acc ^ part)
+        return acc
     return zlib.crc32(pickle.dumps(key, protocol=4))
 
 
