@@ -321,6 +321,83 @@ def test_a_restored_writer_continues_the_output_a_fresh_run_replaces_it(tmp_path
     assert out.read_text() == '{"n":9}\n'
 
 
+@pytest.mark.parametrize("earlier_run", [False, True])
+def test_restored_at_a_higher_parallelism_every_writer_continues_the_checkpoints_run(
+    tmp_path: Path, earlier_run: bool
+) -> None:
+    out = tmp_path / "alerts.jsonl"
+    if earlier_run:  # the file holds the output of a run before the one that crashed
+        old = open_writer(JsonLinesSink(str(out)), exactly_once=True)
+        old.write([{"old": 1}])
+        old.commit([old.prepare_commit(1)])
+    crashed = open_writer(JsonLinesSink(str(out)), exactly_once=True)
+    crashed.write([{"n": 1}])
+    sealed = crashed.prepare_commit(1)  # checkpoint 1 completed; the crash came before commit
+    # Restored with 2 writers: writer 0 commits the sealed records again, writer 1 has
+    # nothing to commit again, but writes to the same run's output (opened first, as the
+    # executor opens sinks).
+    sink = JsonLinesSink(str(out))
+    writers = [sink.create_writer(i, 2) for i in (0, 1)]
+    for i in (1, 0):
+        writers[i].open(WriterContext(i, 2, True, restored=True, restored_committables=(sealed,)))
+    writers[1].write([{"n": 2}])
+    writers[1].commit([writers[1].prepare_commit(2)])
+    writers[0].commit([sealed])
+    writers[0].write([{"n": 3}])
+    writers[0].commit([writers[0].prepare_commit(2)])
+    assert sorted(json.loads(line)["n"] for line in out.read_text().splitlines()) == [1, 2, 3]
+
+
+class CommitFailsOnce(JsonLinesSink):
+    """A JSON-lines sink whose first commit fails: the job dies after its checkpoint 1
+    completed but before the output of it was committed."""
+
+    failed = False
+
+    def create_writer(self, subtask_index: int, parallelism: int) -> Any:
+        writer = super().create_writer(subtask_index, parallelism)
+        commit = writer.commit
+
+        def failing(committables: Any) -> None:
+            if not CommitFailsOnce.failed:
+                CommitFailsOnce.failed = True
+                raise OSError("disk gone")
+            commit(committables)
+
+        writer.commit = failing  # type: ignore[method-assign]
+        return writer
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_restored_at_a_higher_parallelism_before_its_first_commit_loses_nothing(
+    tmp_path: Path, workers: int
+) -> None:
+    from _engine_jobs import LockstepSource
+
+    records = [(i, i) for i in range(4000)]
+    out = tmp_path / "out.jsonl"
+
+    def run(parallelism: int, restore: bool) -> None:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).set_worker_processes(workers).set_batch_size(100)
+        env.enable_checkpointing(1)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
+        if restore:
+            env.restore_from("latest")
+        source = LockstepSource(records, every=1000, readers=1)
+        stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "src").uid("src")
+        stream.map(lambda r: {"n": r[1]}).uid("fmt").sink_to(CommitFailsOnce(str(out))).uid("out")
+        env.execute()
+
+    CommitFailsOnce.failed = False
+    with pytest.raises(JobFailedError, match="disk gone"):
+        run(1, restore=False)
+    assert [p.name for p in (tmp_path / "chk").glob("chk-*")] == ["chk-1"]
+    run(2, restore=True)
+    lines = [json.loads(line)["n"] for line in out.read_text().splitlines()]
+    assert sorted(lines) == list(range(4000))
+
+
 def test_an_append_cut_short_by_a_crash_is_undone(tmp_path: Path) -> None:
     out = tmp_path / "alerts.jsonl"
     writer = open_writer(JsonLinesSink(str(out)), exactly_once=True)

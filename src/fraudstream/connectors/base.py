@@ -165,6 +165,10 @@ class WriterContext:
     #: True when the job was restored from a checkpoint or savepoint: the writer continues
     #: the output of the run that took it (it must not start a fresh output).
     restored: bool = False
+    #: Every committable the restored checkpoint holds, sealed by any old instance: what
+    #: the run that took it was writing. This writer commits only those given to
+    #: ``commit``; the others are another instance's to commit.
+    restored_committables: tuple[Any, ...] = ()
 
 
 class SinkWriter(ABC, Generic[T]):
@@ -187,7 +191,8 @@ class SinkWriter(ABC, Generic[T]):
 
         After a restore, writer ``i`` first commits again what the old writers ``j`` with
         ``j % parallelism == i`` had sealed (the previous run may have committed them
-        already); no two writers get the same committable.
+        already); no two writers get the same committable. All of them are in
+        ``WriterContext.restored_committables``.
         """
 
     def flush(self) -> None:

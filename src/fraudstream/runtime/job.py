@@ -232,12 +232,7 @@ class JobRunner:
                     index = op.task.subtask_index
                     op.restore_state(saved[index] if index < len(saved) else None)
                 else:
-                    index, count = op.task.subtask_index, len(ops)
-                    present = [
-                        s
-                        for j, s in enumerate(saved)
-                        if s is not None and (not op.split_restored_state or j % count == index)
-                    ]
+                    present = [s for s in saved if s is not None]
                     if present:
                         op.restore_state(present)
         missing = sorted(set(states) - known)

@@ -228,11 +228,17 @@ class _FileWriter(SinkWriter[Any]):
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         if context.restored and self._exactly_once:
             # A restored job continues the output of the run that took its checkpoint,
-            # even when this writer has nothing of that run's to commit again.
-            with self._locked():
-                self._log.load()
-                if self._log.run is not None:
-                    self._run = self._log.run
+            # even when this writer has nothing of that run's to commit again: the run of
+            # the checkpoint's committables (another writer commits them), else the run
+            # that last committed (a checkpoint with nothing sealed).
+            sealed = [c for c in context.restored_committables if isinstance(c, FileCommittable)]
+            if sealed:
+                self._run = sealed[-1].run
+            else:
+                with self._locked():
+                    self._log.load()
+                    if self._log.run is not None:
+                        self._run = self._log.run
         if not self._exactly_once:  # no restore possible: the run's output starts now
             with self._locked():
                 self._log.load()

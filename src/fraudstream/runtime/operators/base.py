@@ -122,13 +122,6 @@ class Operator:
     #: How many inputs (1 or 2); input channels are numbered across inputs.
     num_inputs = 1
 
-    #: How a restored job hands out the old instances' snapshots (``restore_state``):
-    #: ``False`` gives every new instance all of them (broadcast state, which each old
-    #: instance holds whole); ``True`` gives old instance ``j``'s snapshot only to new
-    #: instance ``j % parallelism``, so each is taken up exactly once (sealed committables:
-    #: two instances committing the same one would race).
-    split_restored_state = False
-
     def __init__(self, name: str, uid: str | None = None) -> None:
         self.name = name
         self.uid = uid or name
@@ -221,7 +214,7 @@ class Operator:
     def restore_state(self, state: Any) -> None:
         """Load ``state`` from a checkpoint (before ``open``).
 
-        ``state`` is the list of the old instances' snapshots that are not ``None``, all
-        of them or this instance's share (:attr:`split_restored_state`); sources get their
-        own reader's snapshot instead.
+        ``state`` is the list of every old instance's snapshot that is not ``None`` (an
+        operator whose state is split between instances picks its share); sources get
+        their own reader's snapshot instead.
         """

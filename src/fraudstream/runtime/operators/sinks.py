@@ -30,10 +30,9 @@ class ConnectorSinkOperator(Operator):
     3. after a crash, the committables in the restored checkpoint are committed again
        (commits are idempotent), and whatever was written after it is replayed. Each is
        committed again by one instance only: old instance ``j``'s go to new instance
-       ``j % parallelism``.
+       ``j % parallelism`` (two writers committing the same one would race), and every
+       writer sees all of them (``WriterContext.restored_committables``).
     """
-
-    split_restored_state = True
 
     def __init__(self, name: str, uid: str | None, sink: Sink[Any], exactly_once: bool) -> None:
         super().__init__(name, uid)
@@ -42,6 +41,7 @@ class ConnectorSinkOperator(Operator):
         self.writer: SinkWriter[Any] | None = None
         self._pending: dict[int, Any] = {}
         self._restored: list[Any] = []
+        self._restored_all: list[Any] = []
         self._final: Any = None
         self.records_in = 0
 
@@ -56,6 +56,7 @@ class ConnectorSinkOperator(Operator):
                 task.parallelism,
                 self.exactly_once,
                 restored=task.restore_dir is not None,
+                restored_committables=tuple(self._restored_all),
             ),
         )
         if self._restored:
@@ -88,12 +89,20 @@ class ConnectorSinkOperator(Operator):
         sealed = list(self._pending.values())
         if self._final is not None:
             sealed.append(self._final)
-        return {"committables": sealed}
+        return {"committables": sealed, "subtask": self.task.subtask_index}
 
     def restore_state(self, state: Any) -> None:
-        """Committables to commit again when opening."""
+        """This instance's share of the committables to commit again when opening.
+
+        A snapshot of an older version has no ``subtask``: every instance takes it.
+        """
+        task = self.task
         for snapshot in state if isinstance(state, list) else [state]:
-            if snapshot:
+            if not snapshot:
+                continue
+            self._restored_all.extend(snapshot["committables"])
+            old = snapshot.get("subtask")
+            if old is None or old % task.parallelism == task.subtask_index:
                 self._restored.extend(snapshot["committables"])
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
