@@ -16,6 +16,7 @@ from fraudstream.runtime.clock import ManualClock
 from fraudstream.testing import CapturingSink
 from kafka_broker import KafkaBroker
 
+MIN = -(2**63)
 Step = list[tuple[int, int]] | int  # a batch of (split, timestamp), or ms to advance the clock
 
 
@@ -23,26 +24,41 @@ class SplitScriptSource(Source[int]):
     """Plays batches of ``(split, timestamp)`` records; ints advance the manual clock."""
 
     def __init__(
-        self, steps: list[Step], clock: ManualClock, assigned: list[int] | None = None
+        self,
+        steps: list[Step],
+        clock: ManualClock,
+        assigned: list[int] | None = None,
+        finished: list[int] | None = None,
     ) -> None:
         self.steps = steps
         self.clock = clock
         self.assigned = assigned
+        self.finished = finished
 
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[int]:
-        return SplitScriptReader(list(self.steps), self.clock, self.assigned)
+        return SplitScriptReader(list(self.steps), self.clock, self.assigned, self.finished)
 
 
 class SplitScriptReader(SourceReader[int]):
-    def __init__(self, steps: list[Step], clock: ManualClock, assigned: list[int] | None) -> None:
+    def __init__(
+        self,
+        steps: list[Step],
+        clock: ManualClock,
+        assigned: list[int] | None,
+        finished: list[int] | None,
+    ) -> None:
         self.steps = steps
         self.clock = clock
         self.assigned = assigned
+        self.finished = finished
         self.last: list[tuple[int, int]] = []
         self.position = 0
 
     def assigned_splits(self) -> Sequence[Any] | None:
         return self.assigned
+
+    def finished_splits(self) -> Sequence[Any] | None:
+        return self.finished
 
     def poll(self, max_records: int) -> Sequence[int] | None:
         if not self.steps:
@@ -77,13 +93,16 @@ class WatermarkAtElement(ProcessFunction):
 
 
 def run(
-    steps: list[Step], strategy: WatermarkStrategy, assigned: list[int] | None = None
+    steps: list[Step],
+    strategy: WatermarkStrategy,
+    assigned: list[int] | None = None,
+    finished: list[int] | None = None,
 ) -> list[tuple[int, int]]:
     clock = ManualClock(0)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_processing_time_clock(clock)
     sink = CapturingSink()
-    source = SplitScriptSource(steps, clock, assigned)
+    source = SplitScriptSource(steps, clock, assigned, finished)
     env.from_source(source, strategy, "splits").process(WatermarkAtElement()).sink_to(sink)
     env.execute("split watermarks")
     return list(sink.results)
@@ -132,6 +151,18 @@ def test_an_assigned_split_that_stays_silent_goes_idle() -> None:
     assert seen == [(100, -(2**63)), (200, -(2**63)), (300, 199)]
 
 
+def test_a_finished_split_stops_holding_the_watermark_back() -> None:
+    strategy = WatermarkStrategy.for_monotonous_timestamps()
+    steps: list[Step] = [[(0, 100)], [(0, 200)], [(0, 300)]]
+    # Split 1 is assigned but already read to its end (an empty partition of a bounded read).
+    assert run(steps, strategy, assigned=[0, 1]) == [(100, MIN), (200, MIN), (300, MIN)]
+    assert run(steps, strategy, assigned=[0, 1], finished=[1]) == [
+        (100, MIN),
+        (200, 99),
+        (300, 199),
+    ]
+
+
 @pytest.mark.kafka
 def test_kafka_partitions_have_their_own_watermarks(
     kafka_broker: KafkaBroker, kafka_topic: Any, kafka_producer: Any
@@ -174,3 +205,25 @@ def test_split_watermarks_survive_a_checkpoint() -> None:
     assert after.observe([0], [400], now=6) is None
     assert after.observe([1], [5], now=7) is None
     assert after.observe([1], [300], now=8) == 299
+
+
+@pytest.mark.kafka
+def test_an_empty_kafka_partition_at_its_stop_offset_does_not_hold_the_watermark(
+    kafka_broker: KafkaBroker, kafka_topic: Any, kafka_producer: Any
+) -> None:
+    topic = kafka_topic("wm-empty")
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    for i in range(2000):  # partition 1 stays empty
+        kafka_producer.produce(topic, value=b"%d" % i, partition=0, timestamp=1_000 + i)
+    assert kafka_producer.flush(30) == 0
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    source = KafkaSource(kafka_broker.bootstrap, topic, int, stop_offsets={0: 2000, 1: 0})
+    sink = CapturingSink()
+    stream = env.from_source(source, WatermarkStrategy.for_monotonous_timestamps(), "kafka")
+    stream.process(WatermarkAtElement()).sink_to(sink)
+    env.execute("kafka watermarks, one empty partition")
+    assert len(sink.results) == 2000
+    # The watermark follows partition 0 while the job runs, not only at the end of input.
+    assert max(wm for _, wm in sink.results) >= 1_000 + 1000
+    assert all(1_000 + value > wm for value, wm in sink.results)  # none late

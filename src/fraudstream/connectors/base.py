@@ -121,6 +121,14 @@ class SourceReader(ABC, Generic[T]):
         """
         return None
 
+    def finished_splits(self) -> Sequence[Any] | None:
+        """Splits read to their end for good (a bounded read's stop offsets).
+
+        Asked after each ``poll`` when :meth:`assigned_splits` named some: they no longer
+        hold the watermark back (Flink releases a finished split's output).
+        """
+        return None
+
     @abstractmethod
     def snapshot_position(self) -> Any:
         """The position after the last polled record; picklable, small."""

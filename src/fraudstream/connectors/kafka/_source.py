@@ -281,6 +281,10 @@ class KafkaSourceReader(SourceReader[T]):
         """This reader's partitions: each holds the watermark back until it is read."""
         return list(self.partitions) or None
 
+    def finished_splits(self) -> Sequence[int] | None:
+        """Partitions at their stop offset: they stop holding the watermark back."""
+        return list(self._done) or None
+
     def splits(self) -> Sequence[int] | None:
         """The partition of each of the last poll's records (watermarks per partition)."""
         return self._splits

@@ -131,6 +131,17 @@ class SplitWatermarks:
                 self.max_ts[split] = MIN_WATERMARK
                 self.last_activity.setdefault(split, now)
 
+    def release(self, splits: Sequence[Any]) -> int | None:
+        """Finished splits stop counting; the combined watermark if that advanced it."""
+        released = False
+        for split in splits:
+            if split in self.max_ts:
+                del self.max_ts[split]
+                self.last_activity.pop(split, None)
+                self.idle.discard(split)
+                released = True
+        return self._advance() if released and self._bound is not None else None
+
     def observe(self, splits: Sequence[Any], timestamps: Timestamps, now: int) -> int | None:
         """Take a batch into account; the new combined watermark if it advanced."""
         if self._bound is None or timestamps is None:
@@ -200,6 +211,7 @@ class SourceOperator(Operator):
         self.generator = WatermarkGenerator(strategy) if strategy is not None else None
         self.split_watermarks = SplitWatermarks(strategy) if strategy is not None else None
         self.reader: SourceReader[Any] | None = None
+        self._splits_assigned = False  # the reader named its splits: ask for finished ones
         self._restored: Any = None
         self._dead: list[DeadLetter] = []
         self.records_out = 0
@@ -232,6 +244,7 @@ class SourceOperator(Operator):
             assigned = self.reader.assigned_splits()
             if assigned and self.split_watermarks is not None and self.generator is not None:
                 self.split_watermarks.register(assigned, task.clock_ms())
+                self._splits_assigned = True
         except Exception as exc:
             raise JobFailedError(f"source {self.name!r} failed to open: {exc}", self.name) from exc
         if self.generator is not None:
@@ -249,6 +262,7 @@ class SourceOperator(Operator):
             batch = reader.poll(max_records)
             native = reader.timestamps() if batch else None
             splits = reader.splits() if batch and self.generator is not None else None
+            finished = reader.finished_splits() if self._splits_assigned else None
         except Exception as exc:
             raise JobFailedError(f"source {self.name!r} failed: {exc}", self.name) from exc
         if self._dead:
@@ -264,6 +278,8 @@ class SourceOperator(Operator):
             generator = self.generator
             if generator is not None:
                 self._check_idle(self.task.clock_ms())
+            if finished:
+                self._release(finished)
             return 0
         values = batch if isinstance(batch, list) else list(batch)
         timestamps: Timestamps = list(native) if native is not None else None
@@ -289,11 +305,19 @@ class SourceOperator(Operator):
                 watermark = self.split_watermarks.observe(splits, timestamps, now)
             if watermark is not None:
                 self.out.watermark(watermark)
+            if finished:
+                self._release(finished)
         declared = reader.emitted_watermark()
         if declared is not None:
             self.out.watermark(declared)
         self.records_out += len(values)
         return len(values)
+
+    def _release(self, finished: Sequence[Any]) -> None:
+        assert self.split_watermarks is not None
+        watermark = self.split_watermarks.release(finished)
+        if watermark is not None:
+            self.out.watermark(watermark)
 
     def _flush_dead_letters(self) -> None:
         dead = list(self._dead)
