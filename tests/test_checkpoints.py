@@ -172,3 +172,24 @@ def test_each_restored_committable_is_committed_again_by_exactly_one_instance(
     assert {subtask for _run, subtask, _checkpoint in again} == set(range(parallelism))
     assert set(again.values()) == {1}
     assert Counter(sink.results) == Counter(run(script(None), tmp_path / "plain", 1, False))
+
+
+def test_a_job_restored_into_a_new_directory_numbers_its_checkpoints_after_the_restored_one(
+    tmp_path: Path,
+) -> None:
+    # The Kafka sink keeps, per transactional id, the last checkpoint id it committed:
+    # ids starting again at 1 would look committed already, and their records be dropped.
+    run(script(None), tmp_path / "first", 1, restore=False)
+    newest = max(int(p.name[4:]) for p in (tmp_path / "first").glob("chk-*"))
+    assert newest > 3
+    clock = ManualClock(0)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(clock).set_batch_size(8).enable_checkpointing(1000)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "second"))
+    env.restore_from(str(tmp_path / "first" / f"chk-{newest}"))
+    source = ScriptedSource(script(None), clock)
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "tx").uid("tx")
+    build_tutorial_job(stream).map(str).uid("fmt").sink_to(CapturingSink())
+    env.execute()
+    ids = sorted(int(p.name[4:]) for p in (tmp_path / "second").glob("chk-*"))
+    assert ids and ids[0] > newest

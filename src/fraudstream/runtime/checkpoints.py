@@ -110,11 +110,16 @@ class CheckpointStorage:
         """Delete state files left behind by checkpoints that never completed."""
         shutil.rmtree(self.directory / STAGING, ignore_errors=True)
 
-    def next_id(self) -> int:
-        """One more than the newest checkpoint's id."""
+    def next_id(self, restored_id: int = 0) -> int:
+        """One more than the newest checkpoint's id, and than ``restored_id``.
+
+        A job restored from checkpoint or savepoint ``n`` numbers its checkpoints from
+        ``n + 1`` on, even in a new directory (as Flink does): sinks that remember the
+        last checkpoint they committed (the Kafka sink's markers) never meet an id again.
+        """
         ids = [number for number, _ in self._complete("chk-", self.directory)]
         ids += [number for number, _ in self._complete("savepoint-", self.directory)]
-        return max(ids) + 1 if ids else 1
+        return max([*ids, restored_id]) + 1
 
     def write(
         self,

@@ -84,6 +84,7 @@ class JobRunner:
         #: run under LongLivedStateGC (fewer garbage collections; see runtime.gcscope)
         self.long_lived_state_gc = long_lived_state_gc
         self.restore_dir: str | None = None
+        self.restored_id = 0  # the checkpoint restored from: new ones are numbered after it
         self.cancelled = False
         self.executor: LocalExecutor | None = None
         self.plan: JobPlan | None = None
@@ -208,6 +209,7 @@ class JobRunner:
     def _restore(self, loaded: LoadedCheckpoint) -> None:
         states: dict[str, list[Any]] = loaded.payload["operators"]
         self.restore_dir = str(loaded.path)
+        self.restored_id = loaded.checkpoint_id
         for ops in self._instances.values():
             for op in ops:
                 op.task.restore_dir = self.restore_dir
@@ -401,7 +403,7 @@ class CheckpointCoordinator:
         self.interval_ms = interval_ms
         self.next_due = now_ms + interval_ms if interval_ms > 0 else None
         self.runner = runner
-        self.next_id = storage.next_id() if storage is not None else 1
+        self.next_id = storage.next_id(runner.restored_id) if storage is not None else 1
         self.savepoint_requested = False
         self.stop_after_savepoint = False
         self.last_completed_ms: int | None = None
