@@ -193,3 +193,22 @@ def test_a_job_restored_into_a_new_directory_numbers_its_checkpoints_after_the_r
     env.execute()
     ids = sorted(int(p.name[4:]) for p in (tmp_path / "second").glob("chk-*"))
     assert ids and ids[0] > newest
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 3])
+def test_sink_snapshots_of_an_older_version_are_shared_out_by_their_place(
+    parallelism: int,
+) -> None:
+    from fraudstream.runtime.operators.base import TaskInfo
+    from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
+
+    # Snapshots written before they named their subtask, by 2 instances.
+    legacy = [{"committables": ["sealed by 0"]}, {"committables": ["sealed by 1", "final of 1"]}]
+    taken = []
+    for index in range(parallelism):
+        operator = ConnectorSinkOperator("out", None, CapturingSink(), exactly_once=True)
+        operator.setup(TaskInfo(subtask_index=index, parallelism=parallelism))
+        operator.restore_state(legacy)
+        assert operator._restored_all == ["sealed by 0", "sealed by 1", "final of 1"]
+        taken.extend(operator._restored)
+    assert sorted(taken) == ["final of 1", "sealed by 0", "sealed by 1"]  # each once

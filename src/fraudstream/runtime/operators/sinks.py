@@ -59,6 +59,7 @@ class ConnectorSinkOperator(Operator):
                 restored_committables=tuple(self._restored_all),
             ),
         )
+        self._restored_all = []  # the writer has seen them; their data need not stay
         if self._restored:
             self._guard(self.writer.commit, self._restored)
             self._restored = []
@@ -94,15 +95,17 @@ class ConnectorSinkOperator(Operator):
     def restore_state(self, state: Any) -> None:
         """This instance's share of the committables to commit again when opening.
 
-        A snapshot of an older version has no ``subtask``: every instance takes it.
+        A snapshot of an older version has no ``subtask``: its place in the list stands for
+        it (a sink instance's snapshot is never ``None``, so none is missing before it).
         """
         task = self.task
-        for snapshot in state if isinstance(state, list) else [state]:
+        snapshots = state if isinstance(state, list) else [state]
+        for position, snapshot in enumerate(snapshots):
             if not snapshot:
                 continue
             self._restored_all.extend(snapshot["committables"])
-            old = snapshot.get("subtask")
-            if old is None or old % task.parallelism == task.subtask_index:
+            old = snapshot.get("subtask", position)
+            if old % task.parallelism == task.subtask_index:
                 self._restored.extend(snapshot["committables"])
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
