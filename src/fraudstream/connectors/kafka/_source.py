@@ -282,8 +282,16 @@ class KafkaSourceReader(SourceReader[T]):
         return list(self.partitions) or None
 
     def finished_splits(self) -> Sequence[int] | None:
-        """Partitions at their stop offset: they stop holding the watermark back."""
-        return list(self._done) or None
+        """Partitions read to their end: they stop holding the watermark back.
+
+        With stop offsets, those reached; in a bounded read without them, those at their
+        end now (a record written to one later makes it count again).
+        """
+        if self.source.stop_offsets is not None:
+            return list(self._done) or None
+        if self.source.bounded:
+            return list(self._at_end) or None
+        return None
 
     def splits(self) -> Sequence[int] | None:
         """The partition of each of the last poll's records (watermarks per partition)."""
