@@ -607,7 +607,8 @@ def test_state_restored_from_batches_is_cleaned_when_records_come_one_by_one(
     first = tmp_path / "batches" / "chk-1"
     assert stored_events(first) == {1: 10, 2: 10}
     run_cleanup_script(tmp_path / "one-by-one", restore=first, errors_aside=True)
-    second, third, final = (tmp_path / "one-by-one" / f"chk-{n}" for n in (1, 2, 3))
+    # Numbered after the restored checkpoint 1.
+    second, third, final = (tmp_path / "one-by-one" / f"chk-{n}" for n in (2, 3, 4))
     assert stored_events(second) == {1: 1, 2: 11}
     assert stored_events(third) == {1: 1}
     assert stored_events(final) == {}  # the end of input forgets every key
