@@ -168,3 +168,56 @@ def test_ttl_list_and_map_expire_per_element(make: Factory) -> None:
     assert list(items.get()) == []
     assert entries.is_empty()
     assert list(backend.keys("l")) == [] and list(backend.keys("m")) == []
+
+
+def test_equal_keys_share_their_state_however_they_were_built(make: Factory) -> None:
+    backend = make()
+    value = backend.get_state(ValueStateDescriptor("v"))
+    a, b = "acct-" + str(17), "acct-" + str(17)  # equal strings, two objects
+    assert a == b and a is not b
+    shared = (("x", 1), ("x", 1))
+    separate = (("x", 1), tuple(["x", 1]))
+    pairs = [
+        ((a, a), (a, b)),  # a self-transfer: one string object twice, or two equal ones
+        (shared[:1] * 2, separate),  # one inner tuple twice, or two equal ones
+        (frozenset([1, 9]), frozenset([9, 1])),  # equal sets, filled in other orders
+        (frozenset({(a, 1), (b, 2)}), frozenset({(b, 2), (a, 1)})),
+    ]
+    for number, (first, second) in enumerate(pairs):
+        assert first == second
+        backend.current_key = first
+        value.update(number)  # type: ignore[attr-defined]
+        backend.current_key = second
+        assert value.value() == number  # type: ignore[attr-defined]
+
+
+def test_rocksdb_rows_of_equal_set_keys_are_the_same_in_every_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from fraudstream.state.rocksdb.table import key_bytes;"
+        "print(key_bytes((frozenset({'acct-17', 'acct-42', 'acct-99', 'x' * 40}), 7)).hex())"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(seen) == 1
+
+
+def test_keys_that_repeat_nothing_keep_their_rows() -> None:
+    import pickle
+
+    from fraudstream.state.rocksdb.table import key_bytes
+
+    # Rows of checkpoints taken before keys were made canonical must still be found.
+    for key in [7, "acct-1", (1, 2), (("payeeId", "beneficiaryId"), (3, 4)), ("a", 1, 2.5, None)]:
+        assert key_bytes(key) == pickle.dumps(key, protocol=pickle.HIGHEST_PROTOCOL)

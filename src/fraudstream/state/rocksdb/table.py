@@ -13,10 +13,63 @@ import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["RocksTable"]
+__all__ = ["RocksTable", "key_bytes"]
 
 _MISSING = object()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class _SortedSet:
+    """Pickles as ``frozenset(elements)``: a set's elements in a fixed order."""
+
+    __slots__ = ("elements",)
+
+    def __init__(self, elements: list[Any]) -> None:
+        self.elements = elements
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return frozenset, (self.elements,)
+
+
+def _canonical(value: tuple[Any, ...] | frozenset[Any], shared: dict[Any, Any]) -> Any:
+    """``value`` with equal strings (and bytes) as one object, fresh tuples, sorted sets.
+
+    ``shared`` holds exact ``str`` and ``bytes`` only, which no other type equals.
+    """
+    parts: list[Any] = []
+    append = parts.append
+    for element in value:
+        kind = type(element)
+        if kind is str or kind is bytes:
+            append(shared.setdefault(element, element))
+        elif kind is tuple or kind is frozenset:
+            append(_canonical(element, shared))
+        else:
+            append(element)
+    if type(value) is frozenset:
+        parts.sort(key=_own_bytes)
+        return _SortedSet(parts)
+    return tuple(parts)
+
+
+def _own_bytes(part: Any) -> bytes:
+    return pickle.dumps(part, protocol=_PROTOCOL)
+
+
+def key_bytes(key: Any) -> bytes:
+    """The pickle of a record key, the same for every key equal to it.
+
+    pickle writes a string or tuple that occurs twice in a key once and then refers to
+    it, so ``(a, b)`` with ``a == b`` pickles otherwise when ``a is b``; and a frozenset
+    in the order it iterates, which follows insertion and, for strings, the process.
+    Inside plain tuples and frozensets, equal strings are therefore made one object,
+    tuples fresh ones, and set elements sorted by their own bytes. A key with no such
+    repetition pickles exactly as before.
+    """
+    kind = type(key)
+    if (kind is tuple and len(key) > 1) or kind is frozenset:
+        key = _canonical(key, {})
+    return pickle.dumps(key, protocol=_PROTOCOL)
 
 
 class RocksTable:
@@ -35,11 +88,7 @@ class RocksTable:
         """The RocksDB key of ``key`` in this state (the last one is cached)."""
         if key is self._last_key:
             return self._last_encoded
-        encoded = (
-            self.prefix
-            + self._key_group(key).to_bytes(2, "big")
-            + pickle.dumps(key, protocol=_PROTOCOL)
-        )
+        encoded = self.prefix + self._key_group(key).to_bytes(2, "big") + key_bytes(key)
         self._last_key = key
         self._last_encoded = encoded
         return encoded
