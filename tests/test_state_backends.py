@@ -192,24 +192,13 @@ def test_equal_keys_share_their_state_however_they_were_built(make: Factory) -> 
 
 
 def test_rocksdb_rows_of_equal_set_keys_are_the_same_in_every_process() -> None:
-    import os
-    import subprocess
-    import sys
+    from _hash_seeds import printed_under_hash_seeds
 
     code = (
         "from fraudstream.state.rocksdb.table import key_bytes;"
         "print(key_bytes((frozenset({'acct-17', 'acct-42', 'acct-99', 'x' * 40}), 7)).hex())"
     )
-    seen = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        for seed in ("1", "2", "3")
-    }
+    seen = printed_under_hash_seeds(code)
     assert len(seen) == 1
 
 
