@@ -210,3 +210,37 @@ def test_keys_that_repeat_nothing_keep_their_rows() -> None:
     # Rows of checkpoints taken before keys were made canonical must still be found.
     for key in [7, "acct-1", (1, 2), (("payeeId", "beneficiaryId"), (3, 4)), ("a", 1, 2.5, None)]:
         assert key_bytes(key) == pickle.dumps(key, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def test_a_state_file_of_the_first_format_restores_with_rows_found_again(
+    make: Factory, tmp_path: Path
+) -> None:
+    import pickle
+    import struct
+
+    from test_parallelism import _reference_hash  # the key-group hash format 1 used
+
+    # Format 1 pickled keys as they came (a frozenset in its iteration order, repeated
+    # strings as references) and hashed frozensets by their pickle: written by hand here.
+    a, b = "acct-" + str(17), "acct-" + str(17)
+    stored = {frozenset({3, 4}): 1, (frozenset({5, 6}), 7): 2, (a, b): 3, 42: 4, "x": 5}
+
+    rows = []
+    for key, number in stored.items():
+        row = (0).to_bytes(2, "big") + (_reference_hash(key) % 128).to_bytes(2, "big")
+        rows.append((row + pickle.dumps(key, protocol=5), pickle.dumps(number, protocol=5)))
+    path = tmp_path / "keyed-old.kv"
+    with open(path, "wb") as handle:
+        handle.write(b"FSKV1\n")
+        for key_bytes_, value_bytes in rows:
+            handle.write(struct.pack(">II", len(key_bytes_), len(value_bytes)))
+            handle.write(key_bytes_ + value_bytes)
+    snapshot = StateFile(path.name, "", path.stat().st_size, {0: ("v", "value")}, str(path))
+    backend = make()
+    backend.restore(snapshot, lambda key: True)
+    state = backend.get_state(ValueStateDescriptor("v"))
+    for key, expected in stored.items():
+        backend.current_key = key
+        assert state.value() == expected, key  # type: ignore[attr-defined]
+    backend.current_key = (a, a)  # the same key built otherwise
+    assert state.value() == 3  # type: ignore[attr-defined]

@@ -7,7 +7,9 @@ state larger than memory would have to fit in memory at once. They stream it int
 
 An entry's key is ``state number (2 bytes) | key group (2 bytes) | pickled key``; the
 key group comes first after the state number so that a restore keeps the key groups
-it owns by reading two bytes, without unpickling anything. The value is the pickled
+it owns by reading two bytes, without unpickling anything. Format 2 (``FSKV2``) pickles
+keys canonically (``state.rocksdb.table.key_bytes``) and hashes frozenset keys by their
+elements; a restore re-encodes the entries of a format-1 file one by one. The value is the pickled
 stored value, in the same shape the in-memory backend keeps (so either backend loads
 the other's snapshots).
 """
@@ -23,10 +25,11 @@ from pathlib import Path
 
 from fraudstream.exceptions import CheckpointError
 
-__all__ = ["StateFile", "read_state_file", "write_state_file"]
+__all__ = ["StateFile", "read_state_file", "state_file_format", "write_state_file"]
 
 _LENGTHS = struct.Struct(">II")
-_MAGIC = b"FSKV1\n"
+_MAGIC = b"FSKV2\n"
+_FORMATS = {b"FSKV1\n": 1, _MAGIC: 2}
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,24 @@ def write_state_file(
     return StateFile(path.name, digest.hexdigest(), size, dict(states), str(path))
 
 
+def state_file_format(state_file: StateFile) -> int:
+    """The format of a state file (1 or 2, see the module's docstring)."""
+    if state_file.path is None:
+        raise CheckpointError(f"state file {state_file.name!r} has no location")
+    with open(state_file.path, "rb") as handle:
+        magic = handle.read(len(_MAGIC))
+    if magic not in _FORMATS:
+        raise CheckpointError(f"state file {state_file.path!r} is not a keyed state file")
+    return _FORMATS[magic]
+
+
 def read_state_file(state_file: StateFile) -> Iterator[tuple[bytes, bytes]]:
     """The entries of a state file, in order (read in chunks, never all at once)."""
     if state_file.path is None:
         raise CheckpointError(f"state file {state_file.name!r} has no location")
     unpack = _LENGTHS.unpack
     with open(state_file.path, "rb", buffering=1 << 20) as handle:
-        if handle.read(len(_MAGIC)) != _MAGIC:
+        if handle.read(len(_MAGIC)) not in _FORMATS:
             raise CheckpointError(f"state file {state_file.path!r} is not a keyed state file")
         while True:
             header = handle.read(8)

@@ -27,9 +27,14 @@ from fraudstream.datastream.state import State, StateDescriptor
 from fraudstream.exceptions import ConfigurationError
 from fraudstream.runtime.keygroups import assign_to_key_group
 from fraudstream.state.base import KeyedStateBackend, StateSnapshot
-from fraudstream.state.files import StateFile, read_state_file, write_state_file
+from fraudstream.state.files import (
+    StateFile,
+    read_state_file,
+    state_file_format,
+    write_state_file,
+)
 from fraudstream.state.rocksdb.states import PLAIN, TTL
-from fraudstream.state.rocksdb.table import RocksTable
+from fraudstream.state.rocksdb.table import RocksTable, key_bytes
 
 __all__ = ["RocksDBKeyedStateBackend", "opened_in_this_process"]
 
@@ -173,6 +178,16 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
         for number, (name, kind) in snapshot.states.items():
             renumber[number.to_bytes(2, "big")] = self._table(name, kind).prefix
         put = self._db.put
+        if state_file_format(snapshot) == 1:
+            # Written before keys were pickled canonically and frozensets hashed by their
+            # elements: the row and the key group of such keys may differ now.
+            for key, value in read_state_file(snapshot):
+                record_key = pickle.loads(key[4:])
+                group = self._key_group(record_key)
+                if group in owned:
+                    row = group.to_bytes(2, "big") + key_bytes(record_key)
+                    put(renumber[key[:2]] + row, value)
+            return
         for key, value in read_state_file(snapshot):
             if int.from_bytes(key[2:4], "big") in owned:
                 put(renumber[key[:2]] + key[2:], value)

@@ -17,6 +17,8 @@ __all__ = ["RocksTable", "key_bytes"]
 
 _MISSING = object()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+#: Types that pickle without a reference to an earlier copy of themselves.
+_ATOMS = frozenset({int, float, bool, type(None)})
 
 
 class _SortedSet:
@@ -64,10 +66,16 @@ def key_bytes(key: Any) -> bytes:
     in the order it iterates, which follows insertion and, for strings, the process.
     Inside plain tuples and frozensets, equal strings are therefore made one object,
     tuples fresh ones, and set elements sorted by their own bytes. A key with no such
-    repetition pickles exactly as before.
+    repetition and no frozenset pickles exactly as before. Other objects (named tuples,
+    dataclasses) pickle as they are.
     """
     kind = type(key)
-    if (kind is tuple and len(key) > 1) or kind is frozenset:
+    if kind is tuple:
+        for element in key:
+            if type(element) not in _ATOMS:  # numbers alone need nothing
+                key = _canonical(key, {})
+                break
+    elif kind is frozenset:
         key = _canonical(key, {})
     return pickle.dumps(key, protocol=_PROTOCOL)
 
