@@ -212,3 +212,23 @@ def test_sink_snapshots_of_an_older_version_are_shared_out_by_their_place(
         assert operator._restored_all == ["sealed by 0", "sealed by 1", "final of 1"]
         taken.extend(operator._restored)
     assert sorted(taken) == ["final of 1", "sealed by 0", "sealed by 1"]  # each once
+
+
+def test_a_job_restored_without_a_checkpoint_directory_numbers_after_the_restored_one(
+    tmp_path: Path,
+) -> None:
+    first = CommitCountingSink()
+    run(script(60), tmp_path, 1, restore=False, sink=first)  # aborted
+    newest = max(int(p.name[4:]) for p in tmp_path.glob("chk-*"))
+    clock = ManualClock(0)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(clock).set_batch_size(8).enable_checkpointing(1000)
+    env.restore_from(str(tmp_path / f"chk-{newest}"))  # no checkpoint directory of its own
+    sink = CommitCountingSink()
+    source = ScriptedSource(script(None), clock)
+    stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "tx").uid("tx")
+    build_tutorial_job(stream).map(str).uid("fmt").sink_to(sink)
+    env.execute()
+    earlier = {writer for writer, _subtask, _checkpoint in first.commits}
+    ids = {checkpoint for writer, _subtask, checkpoint in sink.commits if writer not in earlier}
+    assert ids and min(ids) > newest  # (what it commits again keeps its old id)

@@ -211,9 +211,8 @@ def test_split_watermarks_survive_a_checkpoint() -> None:
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("stop_offsets", [True, False])
-def test_an_empty_kafka_partition_of_a_bounded_read_does_not_hold_the_watermark(
-    kafka_broker: KafkaBroker, kafka_topic: Any, kafka_producer: Any, stop_offsets: bool
+def test_an_empty_kafka_partition_at_its_stop_offset_does_not_hold_the_watermark(
+    kafka_broker: KafkaBroker, kafka_topic: Any, kafka_producer: Any
 ) -> None:
     topic = kafka_topic("wm-empty")
     create_topic(kafka_broker.bootstrap, topic, 2)
@@ -222,11 +221,7 @@ def test_an_empty_kafka_partition_of_a_bounded_read_does_not_hold_the_watermark(
     assert kafka_producer.flush(30) == 0
 
     env = StreamExecutionEnvironment.get_execution_environment()
-    source = (
-        KafkaSource(kafka_broker.bootstrap, topic, int, stop_offsets={0: 2000, 1: 0})
-        if stop_offsets
-        else KafkaSource(kafka_broker.bootstrap, topic, int, bounded=True, quiet_ms=200)
-    )
+    source = KafkaSource(kafka_broker.bootstrap, topic, int, stop_offsets={0: 2000, 1: 0})
     sink = CapturingSink()
     stream = env.from_source(source, WatermarkStrategy.for_monotonous_timestamps(), "kafka")
     stream.process(WatermarkAtElement()).sink_to(sink)
@@ -235,3 +230,43 @@ def test_an_empty_kafka_partition_of_a_bounded_read_does_not_hold_the_watermark(
     # The watermark follows partition 0 while the job runs, not only at the end of input.
     assert max(wm for _, wm in sink.results) >= 1_000 + 1000
     assert all(1_000 + value > wm for value, wm in sink.results)  # none late
+
+
+@pytest.mark.kafka
+def test_a_bounded_read_releases_a_partition_once_it_was_at_its_end_for_the_quiet_time(
+    kafka_broker: KafkaBroker, kafka_topic: Any, kafka_producer: Any
+) -> None:
+    import time
+
+    from fraudstream.connectors.base import ReaderContext
+
+    topic = kafka_topic("wm-quiet")
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    for i in range(50):  # partition 1 stays empty for now
+        kafka_producer.produce(topic, value=b"%d" % i, partition=0, timestamp=1_000 + i)
+    assert kafka_producer.flush(30) == 0
+    now = [0.0]
+    source = KafkaSource(
+        kafka_broker.bootstrap, topic, int, bounded=True, quiet_ms=500, monotonic=lambda: now[0]
+    )
+    reader: Any = source.create_reader(0, 1)  # a KafkaSource reader: _at_end is read below
+    reader.open(ReaderContext())
+    try:
+        read: list[int] = []
+        deadline = time.monotonic() + 20
+        while (len(read) < 50 or 1 not in reader._at_end) and time.monotonic() < deadline:
+            read.extend(reader.poll(100) or [])
+        assert len(read) == 50 and 1 in reader._at_end
+        # Just read up to its end: a producer may be about to write to it.
+        assert 1 not in (reader.finished_splits() or [])
+        now[0] += 0.5  # at its end for the quiet time: done holding the watermark back
+        assert 1 in (reader.finished_splits() or [])
+        kafka_producer.produce(topic, value=b"99", partition=1, timestamp=2_000)
+        assert kafka_producer.flush(30) == 0
+        deadline = time.monotonic() + 20
+        while 99 not in read and time.monotonic() < deadline:
+            read.extend(reader.poll(100) or [])
+        assert 99 in read
+        assert 1 not in (reader.finished_splits() or [])  # it speaks again
+    finally:
+        reader.close()

@@ -403,7 +403,9 @@ class CheckpointCoordinator:
         self.interval_ms = interval_ms
         self.next_due = now_ms + interval_ms if interval_ms > 0 else None
         self.runner = runner
-        self.next_id = storage.next_id(runner.restored_id) if storage is not None else 1
+        self.next_id = (
+            storage.next_id(runner.restored_id) if storage is not None else runner.restored_id + 1
+        )
         self.savepoint_requested = False
         self.stop_after_savepoint = False
         self.last_completed_ms: int | None = None

@@ -103,6 +103,7 @@ class KafkaSourceReader(SourceReader[T]):
         self._timestamps: list[int] = []
         self._splits: list[int] = []
         self._at_end: set[int] = set()
+        self._end_since: dict[int, float] = {}  # when each partition at its end got there
         self._done: set[int] = set()
         self._last_change = 0.0
         self._last_snapshot: dict[int, int] | None = None
@@ -214,6 +215,7 @@ class KafkaSourceReader(SourceReader[T]):
                 continue
             positions[partition] = offset + 1
             self._at_end.discard(partition)
+            self._end_since.pop(partition, None)
             raw = message.value()
             if raw is None:
                 self._dead(b"", "empty record (null value)", partition, offset)
@@ -249,6 +251,7 @@ class KafkaSourceReader(SourceReader[T]):
             if offset >= self.positions.get(partition, 0):
                 self._at_end.add(partition)
                 self._last_change = self.source.monotonic()
+                self._end_since.setdefault(partition, self._last_change)
             return
         if error.fatal() or error.code() in (
             KafkaError.UNKNOWN_TOPIC_OR_PART,
@@ -284,14 +287,18 @@ class KafkaSourceReader(SourceReader[T]):
     def finished_splits(self) -> Sequence[int] | None:
         """Partitions read to their end: they stop holding the watermark back.
 
-        With stop offsets, those reached; in a bounded read without them, those at their
-        end now (a record written to one later makes it count again).
+        With stop offsets, those reached; in a bounded read without them, those that
+        have been at their end for ``quiet_ms`` (the test the read's own end uses), so a
+        partition momentarily read up to a producer does not let the watermark pass the
+        records it writes next.
         """
-        if self.source.stop_offsets is not None:
+        source = self.source
+        if source.stop_offsets is not None:
             return list(self._done) or None
-        if self.source.bounded:
-            return list(self._at_end) or None
-        return None
+        if not source.bounded or not self._end_since:
+            return None
+        quiet_since = source.monotonic() - source.quiet_ms / 1000
+        return [p for p, since in self._end_since.items() if since <= quiet_since] or None
 
     def splits(self) -> Sequence[int] | None:
         """The partition of each of the last poll's records (watermarks per partition)."""
