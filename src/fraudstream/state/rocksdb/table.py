@@ -9,16 +9,19 @@ write them back (:mod:`fraudstream.state.rocksdb.states`).
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["RocksTable", "key_bytes"]
+__all__ = ["KeyEncoder", "RocksTable", "key_bytes"]
 
 _MISSING = object()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-#: Types that pickle without a reference to an earlier copy of themselves.
-_ATOMS = frozenset({int, float, bool, type(None)})
+#: Keys that pickle as one object, with no reference to anything written before.
+_NUMBERS = frozenset({int, float, bool, type(None)})
+_SINGLE = _NUMBERS | {str, bytes}
+_FROZENSET = pickle.FROZENSET
 
 
 class _SortedSet:
@@ -33,62 +36,87 @@ class _SortedSet:
         return frozenset, (self.elements,)
 
 
-def _canonical(value: tuple[Any, ...] | frozenset[Any], shared: dict[Any, Any]) -> Any:
-    """``value`` with equal strings (and bytes) as one object, fresh tuples, sorted sets.
+def _sorted_sets(value: Any) -> Any:
+    """``value`` with every frozenset inside plain tuples in a fixed order."""
+    kind = type(value)
+    if kind is tuple:
+        return tuple([_sorted_sets(element) for element in value])
+    if kind is frozenset:
+        return _SortedSet(sorted((_sorted_sets(e) for e in value), key=_plain_bytes))
+    return value
 
-    ``shared`` holds exact ``str`` and ``bytes`` only, which no other type equals.
+
+def _plain_bytes(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+class KeyEncoder:
+    """Pickles record keys so that equal keys give equal bytes (:func:`key_bytes`).
+
+    pickle refers back to an object it wrote before, by identity: ``(a, b)`` with
+    ``a == b`` pickled otherwise when ``a is b``, and so did a key holding a string that
+    is the very object pickle names a class with. The encoder pickles without those
+    references (pickle's fast mode), and writes a frozenset inside plain tuples with its
+    elements sorted by their bytes instead of in the order it iterates (which follows
+    insertion and, for strings, the process). A key of one int, float, string or bytes,
+    or a tuple of numbers, pickles as ``pickle.dumps`` does. One encoder per thread: it
+    reuses its buffer.
     """
-    parts: list[Any] = []
-    append = parts.append
-    for element in value:
-        kind = type(element)
-        if kind is str or kind is bytes:
-            append(shared.setdefault(element, element))
-        elif kind is tuple or kind is frozenset:
-            append(_canonical(element, shared))
-        else:
-            append(element)
-    if type(value) is frozenset:
-        parts.sort(key=_own_bytes)
-        return _SortedSet(parts)
-    return tuple(parts)
 
+    __slots__ = ("_buffer", "_pickler")
 
-def _own_bytes(part: Any) -> bytes:
-    return pickle.dumps(part, protocol=_PROTOCOL)
+    def __init__(self) -> None:
+        self._buffer = io.BytesIO()
+        self._pickler = pickle.Pickler(self._buffer, protocol=_PROTOCOL)
+        self._pickler.fast = True
+
+    def __call__(self, key: Any) -> bytes:
+        """The row bytes of ``key``."""
+        kind = type(key)
+        if kind in _SINGLE:
+            return pickle.dumps(key, protocol=_PROTOCOL)
+        if kind is tuple:
+            for element in key:
+                if type(element) not in _NUMBERS:
+                    break
+            else:  # numbers alone: pickle refers back to none of them
+                return pickle.dumps(key, protocol=_PROTOCOL)
+        data = self._dump(key)
+        if _FROZENSET in data:  # maybe a set (or only that byte): sort sets and redo
+            data = self._dump(_sorted_sets(key))
+        return data
+
+    def _dump(self, key: Any) -> bytes:
+        buffer = self._buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._pickler.dump(key)
+        return buffer.getvalue()
 
 
 def key_bytes(key: Any) -> bytes:
-    """The pickle of a record key, the same for every key equal to it.
+    """The row bytes of a record key, equal for equal keys (see :class:`KeyEncoder`).
 
-    pickle writes a string or tuple that occurs twice in a key once and then refers to
-    it, so ``(a, b)`` with ``a == b`` pickles otherwise when ``a is b``; and a frozenset
-    in the order it iterates, which follows insertion and, for strings, the process.
-    Inside plain tuples and frozensets, equal strings are therefore made one object,
-    tuples fresh ones, and set elements sorted by their own bytes. A key with no such
-    repetition and no frozenset pickles exactly as before. Other objects (named tuples,
-    dataclasses) pickle as they are.
+    Named tuples and dataclasses are not looked into: a frozenset inside one still
+    pickles in its iteration order.
     """
-    kind = type(key)
-    if kind is tuple:
-        for element in key:
-            if type(element) not in _ATOMS:  # numbers alone need nothing
-                key = _canonical(key, {})
-                break
-    elif kind is frozenset:
-        key = _canonical(key, {})
-    return pickle.dumps(key, protocol=_PROTOCOL)
+    return KeyEncoder()(key)
 
 
 class RocksTable:
     """The entries of one named state of one backend."""
 
-    __slots__ = ("_db", "_key_group", "_last_encoded", "_last_key", "prefix")
+    __slots__ = ("_db", "_encode_key", "_key_group", "_last_encoded", "_last_key", "prefix")
 
     def __init__(self, db: Any, number: int, key_group: Callable[[Any], int]) -> None:
         self._db = db
         self.prefix = number.to_bytes(2, "big")
         self._key_group = key_group
+        self._encode_key = KeyEncoder()
         self._last_key: Any = _MISSING
         self._last_encoded = b""
 
@@ -96,7 +124,7 @@ class RocksTable:
         """The RocksDB key of ``key`` in this state (the last one is cached)."""
         if key is self._last_key:
             return self._last_encoded
-        encoded = self.prefix + self._key_group(key).to_bytes(2, "big") + key_bytes(key)
+        encoded = self.prefix + self._key_group(key).to_bytes(2, "big") + self._encode_key(key)
         self._last_key = key
         self._last_encoded = encoded
         return encoded
