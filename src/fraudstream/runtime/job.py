@@ -244,6 +244,12 @@ class JobRunner:
                 "have; give operators the same uid(...) as when the checkpoint was taken"
             )
 
+    def first_checkpoint_id(self, storage: CheckpointStorage | None) -> int:
+        """The id of this run's first checkpoint: after the restored one and those stored."""
+        if storage is None:
+            return self.restored_id + 1
+        return storage.next_id(self.restored_id)
+
     def restore(self, loaded: LoadedCheckpoint) -> None:
         """Give every compiled instance its state from ``loaded`` (before ``open``)."""
         self._restore(loaded)
@@ -403,9 +409,7 @@ class CheckpointCoordinator:
         self.interval_ms = interval_ms
         self.next_due = now_ms + interval_ms if interval_ms > 0 else None
         self.runner = runner
-        self.next_id = (
-            storage.next_id(runner.restored_id) if storage is not None else runner.restored_id + 1
-        )
+        self.next_id = runner.first_checkpoint_id(storage)
         self.savepoint_requested = False
         self.stop_after_savepoint = False
         self.last_completed_ms: int | None = None

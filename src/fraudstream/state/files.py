@@ -7,11 +7,13 @@ state larger than memory would have to fit in memory at once. They stream it int
 
 An entry's key is ``state number (2 bytes) | key group (2 bytes) | pickled key``; the
 key group comes first after the state number so that a restore keeps the key groups
-it owns by reading two bytes, without unpickling anything. Format 2 (``FSKV2``) pickles
-keys canonically (``state.rocksdb.table.key_bytes``) and hashes frozenset keys by their
-elements; a restore re-encodes the entries of a format-1 file one by one. The value is the pickled
+it owns by reading two bytes, without unpickling anything. The value is the pickled
 stored value, in the same shape the in-memory backend keeps (so either backend loads
 the other's snapshots).
+
+Format 2 (``FSKV2``) pickles keys canonically (``state.rocksdb.table.KeyEncoder``) and
+hashes frozenset keys by their elements; a restore re-encodes the entries of a
+format-1 file one by one.
 """
 
 from __future__ import annotations

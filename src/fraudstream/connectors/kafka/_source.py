@@ -102,8 +102,7 @@ class KafkaSourceReader(SourceReader[T]):
         self._context = ReaderContext()
         self._timestamps: list[int] = []
         self._splits: list[int] = []
-        self._at_end: set[int] = set()
-        self._end_since: dict[int, float] = {}  # when each partition at its end got there
+        self._at_end: dict[int, float] = {}  # partitions read to their end, and since when
         self._done: set[int] = set()
         self._last_change = 0.0
         self._last_snapshot: dict[int, int] | None = None
@@ -214,8 +213,7 @@ class KafkaSourceReader(SourceReader[T]):
                 self._check_stop(partition)
                 continue
             positions[partition] = offset + 1
-            self._at_end.discard(partition)
-            self._end_since.pop(partition, None)
+            self._at_end.pop(partition, None)
             raw = message.value()
             if raw is None:
                 self._dead(b"", "empty record (null value)", partition, offset)
@@ -249,9 +247,8 @@ class KafkaSourceReader(SourceReader[T]):
 
         if error.code() == KafkaError._PARTITION_EOF:
             if offset >= self.positions.get(partition, 0):
-                self._at_end.add(partition)
                 self._last_change = self.source.monotonic()
-                self._end_since.setdefault(partition, self._last_change)
+                self._at_end.setdefault(partition, self._last_change)
             return
         if error.fatal() or error.code() in (
             KafkaError.UNKNOWN_TOPIC_OR_PART,
@@ -295,10 +292,10 @@ class KafkaSourceReader(SourceReader[T]):
         source = self.source
         if source.stop_offsets is not None:
             return list(self._done) or None
-        if not source.bounded or not self._end_since:
+        if not source.bounded or not self._at_end:
             return None
         quiet_since = source.monotonic() - source.quiet_ms / 1000
-        return [p for p, since in self._end_since.items() if since <= quiet_since] or None
+        return [p for p, since in self._at_end.items() if since <= quiet_since] or None
 
     def splits(self) -> Sequence[int] | None:
         """The partition of each of the last poll's records (watermarks per partition)."""

@@ -200,9 +200,7 @@ class ProcessCoordinator:
         runner = self.runner
         interval = runner.checkpoint_interval_ms / 1000 if runner.checkpoint_interval_ms else None
         next_due = time.monotonic() + interval if interval else None
-        next_id = (
-            storage.next_id(runner.restored_id) if storage is not None else runner.restored_id + 1
-        )
+        next_id = runner.first_checkpoint_id(storage)
         pending: dict[str, Any] | None = None
         done: set[int] = set()
         while len(done) < self.participants:

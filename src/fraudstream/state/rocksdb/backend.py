@@ -34,7 +34,7 @@ from fraudstream.state.files import (
     write_state_file,
 )
 from fraudstream.state.rocksdb.states import PLAIN, TTL
-from fraudstream.state.rocksdb.table import RocksTable, key_bytes
+from fraudstream.state.rocksdb.table import KeyEncoder, RocksTable
 
 __all__ = ["RocksDBKeyedStateBackend", "opened_in_this_process"]
 
@@ -181,11 +181,12 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
         if state_file_format(snapshot) == 1:
             # Written before keys were pickled canonically and frozensets hashed by their
             # elements: the row and the key group of such keys may differ now.
+            encode = KeyEncoder()
             for key, value in read_state_file(snapshot):
                 record_key = pickle.loads(key[4:])
                 group = self._key_group(record_key)
                 if group in owned:
-                    row = group.to_bytes(2, "big") + key_bytes(record_key)
+                    row = group.to_bytes(2, "big") + encode(record_key)
                     put(renumber[key[:2]] + row, value)
             return
         for key, value in read_state_file(snapshot):

@@ -36,24 +36,6 @@ class _SortedSet:
         return frozenset, (self.elements,)
 
 
-def _sorted_sets(value: Any) -> Any:
-    """``value`` with every frozenset inside plain tuples in a fixed order."""
-    kind = type(value)
-    if kind is tuple:
-        return tuple([_sorted_sets(element) for element in value])
-    if kind is frozenset:
-        return _SortedSet(sorted((_sorted_sets(e) for e in value), key=_plain_bytes))
-    return value
-
-
-def _plain_bytes(value: Any) -> bytes:
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=_PROTOCOL)
-    pickler.fast = True
-    pickler.dump(value)
-    return buffer.getvalue()
-
-
 class KeyEncoder:
     """Pickles record keys so that equal keys give equal bytes (:func:`key_bytes`).
 
@@ -87,8 +69,17 @@ class KeyEncoder:
                 return pickle.dumps(key, protocol=_PROTOCOL)
         data = self._dump(key)
         if _FROZENSET in data:  # maybe a set (or only that byte): sort sets and redo
-            data = self._dump(_sorted_sets(key))
+            data = self._dump(self._sorted_sets(key))
         return data
+
+    def _sorted_sets(self, value: Any) -> Any:
+        """``value`` with every frozenset inside plain tuples in a fixed order."""
+        kind = type(value)
+        if kind is tuple:
+            return tuple([self._sorted_sets(element) for element in value])
+        if kind is frozenset:
+            return _SortedSet(sorted(map(self._sorted_sets, value), key=self._dump))
+        return value
 
     def _dump(self, key: Any) -> bytes:
         buffer = self._buffer
