@@ -214,6 +214,38 @@ def test_sink_snapshots_of_an_older_version_are_shared_out_by_their_place(
     assert sorted(taken) == ["final of 1", "sealed by 0", "sealed by 1"]  # each once
 
 
+def test_every_writer_of_a_restored_sink_learns_the_instances_of_the_old_run(
+    tmp_path: Path,
+) -> None:
+    from fraudstream.connectors.base import Sink, SinkWriter, WriterContext
+    from fraudstream.runtime.operators.base import TaskInfo
+    from fraudstream.runtime.operators.sinks import ConnectorSinkOperator
+
+    # A transactional sink restored at a lower parallelism fences the removed writers'
+    # producers: the writer standing in for old instance j must know that j existed.
+    contexts: list[WriterContext] = []
+
+    class Recording(SinkWriter[Any]):
+        def open(self, context: WriterContext) -> None:
+            contexts.append(context)
+
+        def write(self, values: Any) -> None:
+            pass
+
+    class RecordingSink(Sink[Any]):
+        def create_writer(self, subtask_index: int, parallelism: int) -> SinkWriter[Any]:
+            return Recording()
+
+    old_run: list[dict[str, Any]] = [{"committables": [], "subtask": j} for j in (2, 0, 1)]
+    for index in range(2):
+        operator = ConnectorSinkOperator("out", None, RecordingSink(), exactly_once=True)
+        operator.setup(TaskInfo(index, 2, restore_dir=str(tmp_path)))
+        operator.restore_state(old_run)
+        operator.open()
+    assert [sorted(c.restored_subtasks) for c in contexts] == [[0, 1, 2], [0, 1, 2]]
+    assert [c.restored for c in contexts] == [True, True]
+
+
 def test_a_job_restored_without_a_checkpoint_directory_numbers_after_the_restored_one(
     tmp_path: Path,
 ) -> None:

@@ -13,6 +13,7 @@ from fraudstream.connectors.base import DeadLetter, ReaderContext, WriterContext
 from fraudstream.connectors.kafka import (
     KafkaCommittable,
     KafkaSink,
+    KafkaSinkWriter,
     KafkaSource,
     create_topic,
     partition_count,
@@ -321,3 +322,53 @@ def test_restored_committables_of_more_writers_are_committed_once_by_fewer(
     writer.close()
     records = read_topic(kafka_broker.bootstrap, topic, quiet_ms=300)
     assert sorted(json.loads(r.value or b"")["n"] for r in records) == [0, 1]
+
+
+def test_a_restore_with_fewer_writers_fences_the_removed_writers_producers(
+    kafka_broker: KafkaBroker, kafka_topic: Topic
+) -> None:
+    from confluent_kafka import KafkaException, Producer
+
+    topic = kafka_topic("fence")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    sink = KafkaSink(kafka_broker.bootstrap, topic, encode, transactional_id_prefix=topic)
+    # Old writer 2 of 3 sealed checkpoint 1 and is still alive, in the middle of a
+    # transaction (a process the restart did not reach).
+    old = sink.create_writer(2, 3)
+    old.open(WriterContext(2, 3, exactly_once=True))
+    old.write([{"n": 7}])
+    sealed = old.prepare_commit(1)
+    zombie = Producer(
+        {"bootstrap.servers": kafka_broker.bootstrap, "transactional.id": f"{topic}-2"}
+    )
+    zombie.init_transactions(10)
+    zombie.begin_transaction()
+    zombie.produce(topic, encode({"n": 7}))
+    assert zombie.flush(10) == 0
+    # The job restored with 2 writers: writer 0 stands in for old writer 2.
+    for index in range(2):
+        writer = sink.create_writer(index, 2)
+        writer.open(
+            WriterContext(
+                index,
+                2,
+                exactly_once=True,
+                restored=True,
+                restored_committables=(sealed,),
+                restored_subtasks=(0, 1, 2),
+            )
+        )
+        writer.commit([sealed])
+        writer.close()
+    old.close()
+    # The old producer can no longer commit: checkpoint 1 is committed by writer 0 alone.
+    # (Tansu hands a read-committed consumer the records of transactions that never
+    # committed too, so what the topic holds cannot show this; the commit's outcome can.)
+    with pytest.raises(KafkaException):
+        zombie.commit_transaction(3)
+    marker = KafkaSinkWriter(sink, 0, 1)
+    marker.open(WriterContext(0, 1, exactly_once=True))
+    try:
+        assert marker._marker(sealed) == 1
+    finally:
+        marker.close()

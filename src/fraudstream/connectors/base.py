@@ -177,6 +177,11 @@ class WriterContext:
     #: the run that took it was writing. This writer commits only those given to
     #: ``commit``; the others are another instance's to commit.
     restored_committables: tuple[Any, ...] = ()
+    #: The instance indices of the run the restored checkpoint was taken from. After a
+    #: restore at a lower parallelism, old instance ``j >= parallelism`` has no writer of
+    #: its own: writer ``j % parallelism`` stands in for it (a transactional sink fences
+    #: the old instance's producer, which may still be alive, before committing its share).
+    restored_subtasks: tuple[int, ...] = ()
 
 
 class SinkWriter(ABC, Generic[T]):

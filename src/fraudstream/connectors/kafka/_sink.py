@@ -129,6 +129,37 @@ class KafkaSinkWriter(SinkWriter[T]):
         if self.exactly_once:
             # Fences any zombie with the same transactional.id and aborts its open transaction.
             self._producer.init_transactions(REQUEST_TIMEOUT_S)
+            self._fence_removed_writers(context, config)
+
+    def _fence_removed_writers(self, context: WriterContext, config: dict[str, Any]) -> None:
+        """Fence the producers of old writers that this restore at a lower parallelism removed.
+
+        Old writer ``j >= parallelism`` has no successor with its ``transactional.id``, so
+        nothing else would abort a transaction it left open (read-committed consumers would
+        wait for the broker's transaction timeout) or stop it if it still runs: it could
+        commit its checkpoint while this writer, which commits ``j``'s share, finds the
+        marker not yet there and commits it too. Initialising a producer with ``j``'s id
+        bumps its epoch, so the old one can no longer commit, before ``commit`` reads any
+        marker.
+        """
+        from confluent_kafka import Producer
+
+        for old in sorted(set(context.restored_subtasks)):
+            if old < self.parallelism or old % self.parallelism != self.subtask_index:
+                continue
+            transactional_id = f"{self.sink.transactional_id_prefix}-{old}"
+            stand_in = Producer(
+                client_config(
+                    self.sink.bootstrap_servers, {**config, "transactional.id": transactional_id}
+                )
+            )
+            stand_in.init_transactions(REQUEST_TIMEOUT_S)
+            stand_in.flush(0)
+            log.info(
+                "%s: fenced %s, a writer of the restored run",
+                self.transactional_id,
+                transactional_id,
+            )
 
     def _encode(self, values: Iterable[T]) -> list[tuple[bytes | None, bytes]]:
         serialize, key_fn = self.sink.serializer, self.sink.key_fn

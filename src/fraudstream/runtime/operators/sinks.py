@@ -42,6 +42,7 @@ class ConnectorSinkOperator(Operator):
         self._pending: dict[int, Any] = {}
         self._restored: list[Any] = []
         self._restored_all: list[Any] = []
+        self._restored_subtasks: list[int] = []
         self._final: Any = None
         self.records_in = 0
 
@@ -57,6 +58,7 @@ class ConnectorSinkOperator(Operator):
                 self.exactly_once,
                 restored=task.restore_dir is not None,
                 restored_committables=tuple(self._restored_all),
+                restored_subtasks=tuple(self._restored_subtasks),
             ),
         )
         self._restored_all = []  # the writer has seen them; their data need not stay
@@ -105,6 +107,7 @@ class ConnectorSinkOperator(Operator):
                 continue
             self._restored_all.extend(snapshot["committables"])
             old = snapshot.get("subtask", position)
+            self._restored_subtasks.append(old)
             if old % task.parallelism == task.subtask_index:
                 self._restored.extend(snapshot["committables"])
 
