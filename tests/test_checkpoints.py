@@ -237,13 +237,15 @@ def test_every_writer_of_a_restored_sink_learns_the_instances_of_the_old_run(
             return Recording()
 
     old_run: list[dict[str, Any]] = [{"committables": [], "subtask": j} for j in (2, 0, 1)]
-    for index in range(2):
-        operator = ConnectorSinkOperator("out", None, RecordingSink(), exactly_once=True)
-        operator.setup(TaskInfo(index, 2, restore_dir=str(tmp_path)))
-        operator.restore_state(old_run)
-        operator.open()
-    assert [sorted(c.restored_subtasks) for c in contexts] == [[0, 1, 2], [0, 1, 2]]
-    assert [c.restored for c in contexts] == [True, True]
+    older_version: list[dict[str, Any]] = [{"committables": []} for _ in range(3)]
+    for snapshots in (old_run, older_version):  # the latter named by their place
+        for index in range(2):
+            operator = ConnectorSinkOperator("out", None, RecordingSink(), exactly_once=True)
+            operator.setup(TaskInfo(index, 2, restore_dir=str(tmp_path)))
+            operator.restore_state(snapshots)
+            operator.open()
+    assert [sorted(c.restored_subtasks) for c in contexts] == [[0, 1, 2]] * 4
+    assert [c.restored for c in contexts] == [True] * 4
 
 
 def test_a_job_restored_without_a_checkpoint_directory_numbers_after_the_restored_one(

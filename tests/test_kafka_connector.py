@@ -263,6 +263,8 @@ def test_missing_topic_and_bad_arguments_fail_clearly(
         KafkaSource(kafka_broker.bootstrap, "t", decode, start="latest")
     with pytest.raises(ConfigurationError, match="delivery"):
         KafkaSink(kafka_broker.bootstrap, "t", encode, delivery="maybe")
+    with pytest.raises(ConfigurationError, match="transactional_id_prefix"):
+        KafkaSink(kafka_broker.bootstrap, "t", encode, config={"transactional.id": "shared"})
     env = StreamExecutionEnvironment.get_execution_environment()
     sink = CapturingSink()
     env.from_source(source, WatermarkStrategy.no_watermarks(), "absent").sink_to(sink)
@@ -327,7 +329,7 @@ def test_restored_committables_of_more_writers_are_committed_once_by_fewer(
 def test_a_restore_with_fewer_writers_fences_the_removed_writers_producers(
     kafka_broker: KafkaBroker, kafka_topic: Topic
 ) -> None:
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
     topic = kafka_topic("fence")
     create_topic(kafka_broker.bootstrap, topic, 1)
@@ -345,6 +347,12 @@ def test_a_restore_with_fewer_writers_fences_the_removed_writers_producers(
     zombie.begin_transaction()
     zombie.produce(topic, encode({"n": 7}))
     assert zombie.flush(10) == 0
+    # What the zombie's transaction would commit besides its records: an offset of a
+    # group of its own (the broker hides it until the transaction commits).
+    probe = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": f"{topic}-probe"})
+    zombie.send_offsets_to_transaction(
+        [TopicPartition(topic, 0, 42)], probe.consumer_group_metadata(), 10
+    )
     # The job restored with 2 writers: writer 0 stands in for old writer 2.
     for index in range(2):
         writer = sink.create_writer(index, 2)
@@ -361,11 +369,16 @@ def test_a_restore_with_fewer_writers_fences_the_removed_writers_producers(
         writer.commit([sealed])
         writer.close()
     old.close()
-    # The old producer can no longer commit: checkpoint 1 is committed by writer 0 alone.
-    # (Tansu hands a read-committed consumer the records of transactions that never
-    # committed too, so what the topic holds cannot show this; the commit's outcome can.)
+    # The old producer can no longer commit. (Tansu hands a read-committed consumer the
+    # records of transactions that never committed too, so the topic cannot show this;
+    # the offset committed in the same transaction can.)
     with pytest.raises(KafkaException):
         zombie.commit_transaction(3)
+    try:
+        (probed,) = probe.committed([TopicPartition(topic, 0)], timeout=10)
+        assert probed.offset < 0  # unset: the zombie's transaction never committed
+    finally:
+        probe.close()
     marker = KafkaSinkWriter(sink, 0, 1)
     marker.open(WriterContext(0, 1, exactly_once=True))
     try:

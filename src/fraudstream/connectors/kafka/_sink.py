@@ -80,6 +80,11 @@ class KafkaSink(Sink[T]):
         self.topic = topic
         self.serializer = serializer
         self.key_fn = key_fn
+        if "transactional.id" in (config or {}):
+            raise ConfigurationError(
+                "set the Kafka sink's transactional ids with transactional_id_prefix, not "
+                "config['transactional.id'] (each writer needs an id of its own)"
+            )
         self.transactional_id_prefix = transactional_id_prefix or f"fraudstream.{topic}"
         self.delivery = delivery
         self.config = dict(config or {})
@@ -141,6 +146,10 @@ class KafkaSinkWriter(SinkWriter[T]):
         marker not yet there and commits it too. Initialising a producer with ``j``'s id
         bumps its epoch, so the old one can no longer commit, before ``commit`` reads any
         marker.
+
+        Only the ids of the run the checkpoint was taken from are known: restored from an
+        older checkpoint, writers of a later run at a higher parallelism are not fenced
+        (Flink probes further ids by their epoch, which librdkafka does not expose).
         """
         from confluent_kafka import Producer
 
@@ -153,8 +162,13 @@ class KafkaSinkWriter(SinkWriter[T]):
                     self.sink.bootstrap_servers, {**config, "transactional.id": transactional_id}
                 )
             )
-            stand_in.init_transactions(REQUEST_TIMEOUT_S)
-            stand_in.flush(0)
+            try:
+                stand_in.init_transactions(REQUEST_TIMEOUT_S)
+            finally:
+                close = getattr(stand_in, "close", None)  # not in older confluent-kafka
+                if close is not None:
+                    close()
+                del stand_in
             log.info(
                 "%s: fenced %s, a writer of the restored run",
                 self.transactional_id,
