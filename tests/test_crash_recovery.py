@@ -164,3 +164,64 @@ def test_savepoint_without_a_running_job_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "no running job" in done.stderr
+
+
+def savepoint_command(checkpoints: Path) -> subprocess.CompletedProcess[str]:
+    # In a session of its own: a regression that signals process group 0 hits only it.
+    return subprocess.run(
+        [sys.executable, "-m", "fraudstream", "savepoint", str(checkpoints), "--timeout", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+
+
+def test_savepoint_signals_no_process_but_the_job_holding_the_directory(tmp_path: Path) -> None:
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for stale in (str(bystander.pid), "0", "99999999999999999999", "x"):
+            (tmp_path / "_job.pid").write_text(f"{stale}\n")
+            done = savepoint_command(tmp_path)
+            assert done.returncode == 2, done.stderr
+            assert "no running job" in done.stderr
+            assert "Traceback" not in done.stderr
+            assert bystander.poll() is None  # not signalled
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.slow
+def test_a_second_job_on_a_running_jobs_directory_fails_and_takes_nothing(
+    tmp_path: Path,
+) -> None:
+    expected_out = tmp_path / "expected.jsonl"
+    subprocess.run(command(expected_out, tmp_path / "e", 1), check=True, timeout=60)
+
+    out, checkpoints = tmp_path / "out.jsonl", tmp_path / "chk"
+    first = subprocess.Popen(command(out, checkpoints, 1), stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: published(checkpoints) >= 1, first)
+        second = subprocess.run(
+            command(out, checkpoints, 1, "--from-checkpoint", "latest"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert f"in use by another running job (process {first.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert first.poll() is None
+        stopped = take_savepoint(checkpoints, "--stop")  # the first job's pid file is intact
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    subprocess.run(
+        command(out, checkpoints, 1, "--from-checkpoint", str(stopped)), check=True, timeout=60
+    )
+    assert lines(out) == lines(expected_out)

@@ -167,6 +167,16 @@ def test_without_dead_letters_option_bad_records_are_reported_on_stderr(
             ["--source", "generator:count=10", "--from-checkpoint", "latest"],
             "needs --checkpoint-dir",
         ),
+        (["--checkpoint-interval", "50"], "--checkpoint-interval needs --checkpoint-dir"),
+        (["--checkpoint-dir", ""], "--checkpoint-dir is empty"),
+        (["--checkpoint-dir", "{d}/c", "--from-checkpoint", " "], "--from-checkpoint is empty"),
+        (["--checkpoint-dir", "{d}/in.jsonl"], "cannot be created"),
+        (["--checkpoint-dir", "{d}/in.jsonl/c"], "cannot be created"),
+        (["--checkpoint-dir", "{d}/" + "c" * 300], "cannot be created"),
+        (["--checkpoint-dir", "{d}/c", "--from-checkpoint", "{d}/gone"], "does not exist"),
+        (["--checkpoint-dir", "{d}/c", "--from-checkpoint", "{d}"], "is not a checkpoint"),
+        (["-p", "100000"], "more than the 1024 workers"),
+        (["--max-parallelism", "100000"], "must be in [1, 32768]"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(
@@ -296,3 +306,23 @@ def test_kill_9_and_restore_ends_with_the_file_of_an_uninterrupted_run(
         assert out.read_text() == reference.read_text()
     else:
         assert sorted(out.read_text().splitlines()) == sorted(reference.read_text().splitlines())
+
+
+def test_a_damaged_newest_checkpoint_is_one_warning_line_and_the_output_stays_whole(
+    tmp_path: Path, oracle: list[dict[str, object]]
+) -> None:
+    out, checkpoints = tmp_path / "alerts.jsonl", tmp_path / "chk"
+    args = ["job", "tutorial", "--source", SPEC, "--sink", f"jsonl:{out}",
+            "--checkpoint-dir", str(checkpoints), "--checkpoint-interval", "5"]  # fmt: skip
+    assert main(args) == 0
+    newest = max(checkpoints.glob("chk-*"), key=lambda p: int(p.name[4:]))
+    (newest / "state.bin").write_bytes(b"damaged")
+    done = subprocess.run(
+        [sys.executable, "-m", "fraudstream", *args, "--from-checkpoint", "latest"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "falling back" in line]
+    assert len(warning) == 1 and warning[0].startswith("fraudstream: warning: checkpoint ")
+    assert "RuntimeWarning" not in done.stderr and "storage.latest()" not in done.stderr
+    assert read_jsonl(out) == oracle  # restored from the one before: nothing lost or repeated

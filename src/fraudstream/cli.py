@@ -11,7 +11,9 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from fraudstream.commands import COMMANDS
 from fraudstream.commands.common import EXIT_FAILED, EXIT_USAGE
@@ -47,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    warnings.showwarning = _show_warning
     try:
         result: int = options.handler(options)
         return result
@@ -62,3 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FraudstreamError as exc:
         print(f"fraudstream: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # a path the command was given cannot be used (a file, too long)
+        if options.verbose:
+            raise
+        print(f"fraudstream: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _show_warning(message: Warning | str, *_where: Any, **_more: Any) -> None:
+    """Warnings as one line on stderr, without the source line that raised them."""
+    print(f"fraudstream: warning: {message}", file=sys.stderr)

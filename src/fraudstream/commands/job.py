@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from fraudstream.commands.common import EXIT_OK
@@ -62,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-parallelism", type=_positive_int, default=128)
     parser.add_argument("--checkpoint-dir", help="directory for checkpoints")
     parser.add_argument(
-        "--checkpoint-interval", type=_positive_int, default=1000, help="ms between checkpoints"
+        "--checkpoint-interval",
+        type=_positive_int,
+        help="ms between checkpoints (with --checkpoint-dir; default 1000)",
     )
     parser.add_argument("--from-checkpoint", help="latest | PATH of a checkpoint to restore")
     parser.add_argument(
@@ -92,17 +95,16 @@ def run(options: argparse.Namespace) -> int:
     from fraudstream.connectors.specs import make_sink
     from fraudstream.datastream import StreamExecutionEnvironment
 
+    _check_checkpoint_options(options)
     if options.engine == "flink":
         from fraudstream.flink import run_job_on_flink
 
         return run_job_on_flink(options)
-    if options.from_checkpoint and not options.checkpoint_dir:
-        raise ConfigurationError("--from-checkpoint needs --checkpoint-dir")
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(options.parallelism)
     env.set_max_parallelism(options.max_parallelism)
     if options.checkpoint_dir:
-        env.enable_checkpointing(options.checkpoint_interval)
+        env.enable_checkpointing(options.checkpoint_interval or 1000)
         env.get_checkpoint_config().set_checkpoint_storage_dir(options.checkpoint_dir)
     if options.from_checkpoint:
         env.restore_from(options.from_checkpoint)
@@ -119,6 +121,37 @@ def run(options: argparse.Namespace) -> int:
     sys.stdout.flush()
     _report_dead_letters(result.get_all_accumulator_results(), options)
     return EXIT_OK
+
+
+def _check_checkpoint_options(options: argparse.Namespace) -> None:
+    """Checkpoint options that would be ignored, or are empty, are refused."""
+    for flag, value in (
+        ("--checkpoint-dir", options.checkpoint_dir),
+        ("--from-checkpoint", options.from_checkpoint),
+    ):
+        if value is not None and not value.strip():
+            raise ConfigurationError(f"{flag} is empty (an unset variable?)")
+    if options.from_checkpoint and not options.checkpoint_dir:
+        raise ConfigurationError("--from-checkpoint needs --checkpoint-dir")
+    if options.checkpoint_interval is not None and not options.checkpoint_dir:
+        raise ConfigurationError(
+            "--checkpoint-interval needs --checkpoint-dir (no checkpoints are taken without it)"
+        )
+    if options.checkpoint_dir:
+        from fraudstream.exceptions import CheckpointError
+        from fraudstream.runtime.checkpoints import CheckpointStorage
+
+        try:
+            CheckpointStorage(options.checkpoint_dir)  # creates it, or says why it cannot
+        except CheckpointError as exc:
+            raise ConfigurationError(str(exc)) from None
+    restore = options.from_checkpoint
+    if restore and restore != "latest" and not (Path(restore) / "_metadata").is_file():
+        what = "is not a checkpoint (no _metadata)" if Path(restore).exists() else "does not exist"
+        raise ConfigurationError(
+            f"--from-checkpoint {restore!r} {what}; give 'latest' or the path of a "
+            "chk-N or savepoint-N directory"
+        )
 
 
 def _configure_engine(env: Any, options: argparse.Namespace) -> None:

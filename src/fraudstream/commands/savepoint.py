@@ -48,14 +48,21 @@ def _savepoints(directory: Path) -> set[str]:
 
 def run(options: argparse.Namespace) -> int:
     """Signal the job, wait for its savepoint, print the savepoint's path."""
+    from fraudstream.runtime.checkpoints import DirectoryClaim
+
     directory = Path(options.checkpoint_dir)
     pid_file = directory / PID_FILE
     try:
-        pid = int(pid_file.read_text(encoding="utf-8").strip())
+        pid: int | None = int(pid_file.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
+        pid = None
+    # Signal only the job that holds the directory now, and only if it is the command
+    # line's (which takes savepoints on the signal): a stale or edited pid file must not
+    # make this signal another process.
+    if pid is None or pid != DirectoryClaim.holder(directory):
         print(
-            f"fraudstream savepoint: no running job found: {str(pid_file)!r} is missing or "
-            "unreadable (is a `fraudstream job ... --checkpoint-dir` running on that directory?)",
+            f"fraudstream savepoint: no running job found on {str(directory)!r} (is a "
+            "`fraudstream job ... --checkpoint-dir` running on that directory?)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -84,14 +91,14 @@ def execute_with_savepoint_signal(env: Any, job_name: str, checkpoint_dir: str |
     """Run the job declared on ``env``; ``SIGUSR1`` takes a savepoint while it runs.
 
     With a checkpoint directory, the process id is written to ``DIR/_job.pid`` for
-    ``fraudstream savepoint DIR`` (and removed at the end). Returns the job's result.
+    ``fraudstream savepoint DIR`` once the job holds the directory (and removed at the
+    end). Returns the job's result.
     """
     if not checkpoint_dir:
         return env.execute(job_name)
     client = env.execute_async(job_name)
     pid_file = Path(checkpoint_dir) / PID_FILE
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    written = False
 
     def savepoint(signum: int, frame: Any) -> None:
         with contextlib.suppress(Exception):  # not started yet: the next signal works
@@ -104,8 +111,13 @@ def execute_with_savepoint_signal(env: Any, job_name: str, checkpoint_dir: str |
     previous_stop = signal.signal(signal.SIGUSR2, savepoint)
     try:
         while True:
+            if not written and client.holds_checkpoint_directory():
+                # Only once the job owns the directory: a second job started on it fails,
+                # and must not take the running one's pid file.
+                pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+                written = True
             try:
-                return client.get_job_execution_result().result(0.2)
+                return client.get_job_execution_result().result(0.2 if written else 0.01)
             except TimeoutError:
                 continue
             except KeyboardInterrupt:
@@ -114,5 +126,6 @@ def execute_with_savepoint_signal(env: Any, job_name: str, checkpoint_dir: str |
     finally:
         signal.signal(signal.SIGUSR1, previous)
         signal.signal(signal.SIGUSR2, previous_stop)
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
+        if written:
+            with contextlib.suppress(OSError):
+                pid_file.unlink()

@@ -92,6 +92,10 @@ class JobClient:
         """The job's id."""
         return self._job_id
 
+    def holds_checkpoint_directory(self) -> bool:
+        """Whether the job has claimed its checkpoint directory and not yet released it."""
+        return self._runner.holds_directory
+
     def get_job_status(self) -> str:
         """``RUNNING``, ``FINISHED``, ``FAILED`` or ``CANCELED``."""
         if self._thread.is_alive():
@@ -197,9 +201,11 @@ class StreamExecutionEnvironment:
     @staticmethod
     def _check_parallelism(parallelism: Any) -> int:
         if isinstance(parallelism, bool) or not isinstance(parallelism, int) or parallelism < 1:
-            raise ValueError(f"parallelism must be a positive int, got {parallelism!r}")
+            raise ConfigurationError(f"parallelism must be a positive int, got {parallelism!r}")
         if parallelism > 1024:
-            raise ValueError(f"parallelism {parallelism} is more than the 1024 workers supported")
+            raise ConfigurationError(
+                f"parallelism {parallelism} is more than the 1024 workers supported"
+            )
         return parallelism
 
     def set_parallelism(self, parallelism: int) -> StreamExecutionEnvironment:
@@ -221,7 +227,7 @@ class StreamExecutionEnvironment:
         the calling process.
         """
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            raise ValueError(f"worker processes must be a positive int, got {processes!r}")
+            raise ConfigurationError(f"worker processes must be a positive int, got {processes!r}")
         self._worker_processes = processes
         return self
 
@@ -232,9 +238,11 @@ class StreamExecutionEnvironment:
     def set_max_parallelism(self, max_parallelism: int) -> StreamExecutionEnvironment:
         """Number of key groups (the upper bound for rescaling keyed state)."""
         if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int):
-            raise ValueError(f"max_parallelism must be an int, got {max_parallelism!r}")
+            raise ConfigurationError(f"max_parallelism must be an int, got {max_parallelism!r}")
         if not 1 <= max_parallelism <= 32768:
-            raise ValueError(f"max_parallelism must be in [1, 32768], got {max_parallelism}")
+            raise ConfigurationError(
+                f"max_parallelism must be in [1, 32768], got {max_parallelism}"
+            )
         self._max_parallelism = max_parallelism
         return self
 

@@ -96,7 +96,7 @@ def run_job_on_flink(options: argparse.Namespace) -> int:
         "parallelism": options.parallelism,
         "max_parallelism": options.max_parallelism,
         "checkpoint_dir": options.checkpoint_dir,
-        "checkpoint_interval": options.checkpoint_interval,
+        "checkpoint_interval": options.checkpoint_interval or 1000,
     }
     with staged_package() as package_root:
         command = [str(python), "-m", "fraudstream.flink.driver", json.dumps(settings)]

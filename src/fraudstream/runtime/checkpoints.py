@@ -8,10 +8,18 @@ published. A checkpoint is written to a
 temporary directory and renamed into place only when complete, so a crash leaves
 either a whole checkpoint or none; a checkpoint whose data does not match its
 checksum is skipped with a warning, falling back to the previous complete one.
+
+One running job at a time owns a checkpoint directory (:class:`DirectoryClaim`, a lock
+on ``DIR/_lock``): two jobs writing one directory would delete each other's staged state
+and mix their checkpoints and outputs.
+
+A checkpoint holds pickled Python objects, as a Flink savepoint holds serialized ones:
+restore only checkpoints you trust, since unpickling crafted data can run code.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,12 +36,78 @@ from fraudstream.exceptions import CheckpointError
 if TYPE_CHECKING:  # the state package imports the API, which imports the runtime
     from fraudstream.state.files import StateFile
 
-__all__ = ["STAGING", "CheckpointStorage", "LoadedCheckpoint", "state_files_of"]
+__all__ = [
+    "LOCK_FILE",
+    "STAGING",
+    "CheckpointStorage",
+    "DirectoryClaim",
+    "LoadedCheckpoint",
+    "state_files_of",
+]
 
 _STATE = "state.bin"
 _META = "_metadata"
 #: Directory inside the checkpoint directory where state files wait to be published.
 STAGING = ".staging"
+#: The file a running job holds locked in its checkpoint directory (with its process id).
+LOCK_FILE = "_lock"
+
+
+class DirectoryClaim:
+    """A running job's exclusive claim on its checkpoint directory (``flock`` on ``_lock``).
+
+    The lock goes with the process: a job that is killed releases it (forked worker
+    processes share it and exit with the job). The file keeps the holder's process id,
+    for messages and for ``fraudstream savepoint``.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / LOCK_FILE
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        except OSError as exc:
+            raise CheckpointError(
+                f"checkpoint directory {str(directory)!r} cannot be locked: {exc}"
+            ) from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            who = f" (process {holder})" if holder.isdigit() else ""
+            raise CheckpointError(
+                f"checkpoint directory {str(directory)!r} is in use by another running "
+                f"job{who}: two jobs writing one directory would mix their checkpoints and "
+                "output; stop it, or give this job a directory of its own"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle: Any = handle
+
+    def release(self) -> None:
+        """Give the directory up (idempotent)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+    @staticmethod
+    def holder(directory: str | os.PathLike[str]) -> int | None:
+        """The process id of the job that holds ``directory``, or ``None`` if none does."""
+        try:
+            handle = open(Path(directory) / LOCK_FILE, encoding="utf-8")  # noqa: SIM115
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # held: a job runs
+                text = handle.read().strip()
+                return int(text) if text.isdigit() and int(text) > 1 else None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
 
 
 def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
@@ -54,6 +128,31 @@ def _sha256_of(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _checked_metadata(meta: Any, where: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The checkpoint id and state-file entries of a ``_metadata`` object, checked."""
+
+    def corrupted(what: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {str(where)!r} is corrupted: {what}")
+
+    if not isinstance(meta, dict):
+        raise corrupted("its metadata is not a JSON object")
+    checkpoint_id = meta.get("checkpoint_id")
+    if isinstance(checkpoint_id, bool) or not isinstance(checkpoint_id, int) or checkpoint_id < 0:
+        raise corrupted(f"its metadata has no valid checkpoint_id ({checkpoint_id!r})")
+    files = meta.get("files", {})
+    if not isinstance(files, dict):
+        raise corrupted("its metadata's files are not a JSON object")
+    for name, expected in files.items():
+        if (
+            Path(name).name != name
+            or not isinstance(expected, dict)
+            or not isinstance(expected.get("size"), int)
+            or not isinstance(expected.get("sha256"), str)
+        ):
+            raise corrupted(f"its metadata's entry for state file {name!r} is invalid")
+    return checkpoint_id, files
 
 
 @dataclass(frozen=True)
@@ -82,7 +181,16 @@ class CheckpointStorage:
     def __init__(self, directory: str | os.PathLike[str], retained: int = 3) -> None:
         self.directory = Path(directory)
         self.retained = retained
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(
+                f"checkpoint directory {str(directory)!r} cannot be created: {exc.strerror or exc}"
+            ) from exc
+
+    def claim(self) -> DirectoryClaim:
+        """Claim the directory for a running job; fails if another job holds it."""
+        return DirectoryClaim(self.directory)
 
     def _complete_ids(self) -> list[int]:
         return sorted(number for number, _ in self._complete("chk-", self.directory))
@@ -184,9 +292,10 @@ class CheckpointStorage:
             data = (where / _STATE).read_bytes()
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {str(where)!r} is unreadable: {exc}") from exc
+        checkpoint_id, files = _checked_metadata(meta, where)
         if len(data) != meta.get("size") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
             raise CheckpointError(f"checkpoint {str(where)!r} is corrupted: checksum mismatch")
-        for name, expected in meta.get("files", {}).items():
+        for name, expected in files.items():
             stored = where / name
             if (
                 not stored.is_file()
@@ -201,7 +310,14 @@ class CheckpointStorage:
             payload = pickle.loads(data)
         except Exception as exc:
             raise CheckpointError(f"checkpoint {str(where)!r} cannot be decoded: {exc}") from exc
-        return LoadedCheckpoint(int(meta["checkpoint_id"]), where, payload)
+        operators = payload.get("operators") if isinstance(payload, dict) else None
+        if not isinstance(operators, dict) or not all(
+            isinstance(uid, str) and isinstance(states, list) for uid, states in operators.items()
+        ):
+            raise CheckpointError(
+                f"checkpoint {str(where)!r} is corrupted: its state is not a checkpoint's"
+            )
+        return LoadedCheckpoint(checkpoint_id, where, payload)
 
     def latest(self) -> LoadedCheckpoint | None:
         """The newest checkpoint or savepoint that verifies (older ones if it is damaged)."""

@@ -20,6 +20,7 @@ from fraudstream.exceptions import CheckpointError, ConfigurationError
 from fraudstream.runtime.checkpoints import (
     STAGING,
     CheckpointStorage,
+    DirectoryClaim,
     LoadedCheckpoint,
     state_files_of,
 )
@@ -89,6 +90,7 @@ class JobRunner:
         self.executor: LocalExecutor | None = None
         self.plan: JobPlan | None = None
         self.coordinator: CheckpointCoordinator | None = None
+        self._claim: DirectoryClaim | None = None  # of the checkpoint directory, while running
         self.processes: ProcessCoordinator | None = None
         self._instances: dict[int, list[Operator]] = {}
 
@@ -241,7 +243,8 @@ class JobRunner:
         if missing:
             raise CheckpointError(
                 f"the checkpoint has state for operator(s) {missing} that this job does not "
-                "have; give operators the same uid(...) as when the checkpoint was taken"
+                "have: it was taken by another job, or this job's operators have other "
+                "uid(...)s than when it was taken"
             )
 
     def first_checkpoint_id(self, storage: CheckpointStorage | None) -> int:
@@ -260,6 +263,8 @@ class JobRunner:
             storage = CheckpointStorage(
                 self.checkpoint_config.storage_dir, self.checkpoint_config.retained
             )
+            self.release_directory()  # a runner started twice claims once
+            self._claim = storage.claim()  # before anything in it is read or cleared
         loaded = None
         if self.restore_from:
             if storage is None and self.restore_from == "latest":
@@ -298,8 +303,22 @@ class JobRunner:
     def run(self) -> None:
         """Run to the end (in worker processes when configured with more than one)."""
         scope = LongLivedStateGC() if self.long_lived_state_gc else contextlib.nullcontext()
-        with scope:  # worker processes inherit the setting when they are forked
-            self._run()
+        try:
+            with scope:  # worker processes inherit the setting when they are forked
+                self._run()
+        finally:
+            self.release_directory()
+
+    @property
+    def holds_directory(self) -> bool:
+        """Whether this job holds its checkpoint directory (from its start to its end)."""
+        return self._claim is not None
+
+    def release_directory(self) -> None:
+        """Give up the claim on the checkpoint directory (when the job has ended)."""
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.release()
 
     def _run(self) -> None:
         if self.workers > 1:
@@ -312,8 +331,12 @@ class JobRunner:
 
     def start_stepwise(self) -> None:
         """Open the job to be driven round by round (``execute_and_collect``)."""
-        executor = self._prepare()
-        executor.open()
+        try:
+            executor = self._prepare()
+            executor.open()
+        except BaseException:
+            self.release_directory()
+            raise
         self._stepping = True
 
     def step(self) -> bool:
@@ -337,7 +360,10 @@ class JobRunner:
         if getattr(self, "_stepping", False):
             self._stepping = False
             assert self.executor is not None
-            self.executor.close()
+            try:
+                self.executor.close()
+            finally:
+                self.release_directory()
 
     def cancel(self) -> None:
         """Stop after the current round."""
