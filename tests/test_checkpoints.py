@@ -266,3 +266,51 @@ def test_a_job_restored_without_a_checkpoint_directory_numbers_after_the_restore
     earlier = {writer for writer, _subtask, _checkpoint in first.commits}
     ids = {checkpoint for writer, _subtask, checkpoint in sink.commits if writer not in earlier}
     assert ids and min(ids) > newest  # (what it commits again keeps its old id)
+
+
+@pytest.mark.parametrize("then", [1, 3])
+def test_a_source_whose_positions_belong_to_its_readers_keeps_their_number(
+    tmp_path: Path, then: int
+) -> None:
+    from fraudstream.connectors.generator import TransactionGenerator
+
+    sink = CapturingSink()  # one sink over the runs: a commit made again is not new output
+
+    def run(parallelism: int, restore: bool) -> None:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).enable_checkpointing(60_000)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+        if restore:
+            env.restore_from("latest")
+        source = TransactionGenerator(seed=1, count=5000)
+        env.from_source(source, WatermarkStrategy.no_watermarks(), "tx").uid("tx").map(
+            lambda t: t.transaction_id
+        ).uid("id").sink_to(sink).uid("out")
+        env.execute()
+
+    run(2, restore=False)
+    first = Counter(sink.results)
+    assert len(first) == 5000
+    with pytest.raises(CheckpointError, match=f"with 2 readers and cannot be restored with {then}"):
+        run(then, restore=True)
+    run(2, restore=True)  # at its end already: nothing again
+    assert Counter(sink.results) == first
+
+
+def test_a_source_of_one_reader_restores_at_any_parallelism(tmp_path: Path) -> None:
+    sink = CapturingSink()
+
+    def run(parallelism: int, restore: bool) -> None:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).enable_checkpointing(60_000)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+        if restore:
+            env.restore_from("latest")
+        env.from_collection([1, 2, 3]).uid("numbers").map(lambda n: n * 2).uid("double").sink_to(
+            sink
+        ).uid("out")
+        env.execute()
+
+    run(1, restore=False)
+    run(2, restore=True)  # one reader before and after, at its end: nothing again
+    assert sorted(sink.results) == [2, 4, 6]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -385,3 +387,35 @@ def test_a_restore_with_fewer_writers_fences_the_removed_writers_producers(
         assert marker._marker(sealed) == 1
     finally:
         marker.close()
+
+
+@pytest.mark.parametrize(("first", "then"), [(2, 3), (2, 1), (1, 2)])
+def test_a_job_restored_at_another_parallelism_reads_each_record_once(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, tmp_path: Path, first: int, then: int
+) -> None:
+    # Partitions move between readers with the parallelism (reader i reads n % p == i):
+    # each new reader must continue its partitions at the offsets their old readers had.
+    topic = kafka_topic("rescale-source")
+    create_topic(kafka_broker.bootstrap, topic, 4)
+    produce(kafka_broker.bootstrap, topic, [encode({"n": i}) for i in range(200)], 4)
+    sink = CapturingSink()
+
+    def run(parallelism: int, stop: int, restore: bool) -> None:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).enable_checkpointing(60_000)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+        if restore:
+            env.restore_from("latest")
+        source = KafkaSource(
+            kafka_broker.bootstrap, topic, decode, stop_offsets=dict.fromkeys(range(4), stop)
+        )
+        strategy = WatermarkStrategy.for_monotonous_timestamps()  # per-partition watermarks
+        env.from_source(source, strategy, "kafka-in").uid("kafka-in").map(lambda v: v["n"]).uid(
+            "n"
+        ).sink_to(sink).uid("out")
+        env.execute("rescale")
+
+    run(first, 20, restore=False)  # the first 20 of each partition, then a final checkpoint
+    assert sorted(sink.results) == [i for i in range(200) if i // 4 < 20]
+    run(then, 50, restore=True)
+    assert Counter(sink.results) == Counter(range(200))

@@ -157,6 +157,17 @@ class Source(ABC, Generic[T]):
     #: generator): with worker processes its readers run in that process, not a worker.
     in_process: bool = False
 
+    def redistribute(self, positions: Sequence[Any], readers: int) -> list[Any] | None:
+        """Positions for ``readers`` readers, from a checkpoint taken with another number.
+
+        ``positions`` are what the old readers' ``snapshot_position`` returned, in reader
+        order (readers that had none left out). ``None``, the default, says that positions
+        belong to their readers: such a source is restored with the number of readers it
+        was checkpointed with. A source whose splits move between readers with the
+        parallelism (Kafka partitions) hands each new reader the positions of its splits.
+        """
+        return None
+
     @abstractmethod
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader[T]:
         """A reader for one parallel instance."""

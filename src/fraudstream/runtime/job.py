@@ -225,20 +225,13 @@ class JobRunner:
                 if any(type(op).snapshot_state is not Operator.snapshot_state for op in ops):
                     log.warning("operator %r has no state in the checkpoint; it starts empty", uid)
                 continue
-            for op in ops:
-                if isinstance(op, SourceOperator):
-                    if len(saved) != len(ops) and any(s is not None for s in saved[len(ops) :]):
-                        raise CheckpointError(
-                            f"source {uid!r} was checkpointed with {old_parallelism} readers and "
-                            f"cannot be restored with {len(ops)}; restore with parallelism "
-                            f"{old_parallelism}"
-                        )
-                    index = op.task.subtask_index
-                    op.restore_state(saved[index] if index < len(saved) else None)
-                else:
-                    present = [s for s in saved if s is not None]
-                    if present:
-                        op.restore_state(present)
+            if isinstance(ops[0], SourceOperator):
+                self._restore_source(uid, ops, saved, old_parallelism)
+                continue
+            present = [s for s in saved if s is not None]
+            if present:
+                for op in ops:
+                    op.restore_state(present)
         missing = sorted(set(states) - known)
         if missing:
             raise CheckpointError(
@@ -246,6 +239,35 @@ class JobRunner:
                 "have: it was taken by another job, or this job's operators have other "
                 "uid(...)s than when it was taken"
             )
+
+    @staticmethod
+    def _restore_source(
+        uid: str, ops: list[Operator], saved: list[Any], old_parallelism: int
+    ) -> None:
+        """Each reader's position; redistributed when the number of readers changed.
+
+        A source read by at most ``max_parallelism`` readers keeps that number at any
+        higher parallelism. Otherwise the source redistributes its positions (Kafka
+        partitions move between readers), or is restored with its number of readers.
+        """
+        source = ops[0].source  # type: ignore[attr-defined]
+        limit = source.max_parallelism
+        readers = len(ops) if limit is None else min(len(ops), limit)
+        old_readers = len(saved) if limit is None else min(len(saved), limit)
+        states = list(saved)
+        present = [s for s in saved if s is not None]
+        if readers != old_readers and present:
+            positions = source.redistribute([s["position"] for s in present], readers)
+            if positions is None:
+                raise CheckpointError(
+                    f"source {uid!r} was checkpointed with {old_readers} readers and cannot "
+                    f"be restored with {readers}: its positions belong to its readers; "
+                    f"restore with parallelism {old_parallelism}"
+                )
+            states = [_merged_reader_state(present, position) for position in positions]
+        for op in ops:
+            index = op.task.subtask_index
+            op.restore_state(states[index] if index < len(states) else None)
 
     def first_checkpoint_id(self, storage: CheckpointStorage | None) -> int:
         """The id of this run's first checkpoint: after the restored one and those stored."""
@@ -493,3 +515,19 @@ class CheckpointCoordinator:
         """Every operator finished: the final checkpoint, on which sinks commit the rest."""
         if self.storage is not None:
             self.checkpoint(plan, self.runner.clock.now_ms())
+
+
+def _merged_reader_state(old: list[dict[str, Any]], position: Any) -> dict[str, Any]:
+    """A new reader's state from all old readers' (a source that redistributes positions).
+
+    Event time restarts from the least advanced old reader (never ahead of any split);
+    per-split watermarks are kept for every split, each new reader keeping its own.
+    """
+    state: dict[str, Any] = {"position": position, "max_ts": min(s["max_ts"] for s in old)}
+    splits = [s["split_watermarks"] for s in old if s.get("split_watermarks")]
+    if splits:
+        state["split_watermarks"] = {
+            "max_ts": {split: ts for snap in splits for split, ts in snap["max_ts"].items()},
+            "emitted": min(snap["emitted"] for snap in splits),
+        }
+    return state

@@ -86,6 +86,15 @@ class KafkaSource(Source[T]):
         """A reader of the partitions ``n % parallelism == subtask_index``."""
         return KafkaSourceReader(self, subtask_index, parallelism)
 
+    def redistribute(self, positions: Sequence[Any], readers: int) -> list[Any] | None:
+        """Every reader gets the offsets of all partitions and continues those it reads."""
+        merged: dict[int, int] = {}
+        for position in positions:
+            if not isinstance(position, dict):
+                raise ConfigurationError(f"bad Kafka source position in checkpoint: {position!r}")
+            merged.update(position)
+        return [dict(merged) for _ in range(readers)]
+
 
 class KafkaSourceReader(SourceReader[T]):
     """One parallel instance of :class:`KafkaSource`."""

@@ -131,6 +131,14 @@ class SplitWatermarks:
                 self.max_ts[split] = MIN_WATERMARK
                 self.last_activity.setdefault(split, now)
 
+    def keep_only(self, splits: Sequence[Any]) -> None:
+        """Forget every split but ``splits`` (those of another reader, after a restore)."""
+        own = set(splits)
+        for split in [s for s in self.max_ts if s not in own]:
+            del self.max_ts[split]
+            self.last_activity.pop(split, None)
+            self.idle.discard(split)
+
     def release(self, splits: Sequence[Any]) -> int | None:
         """Finished splits stop counting; the combined watermark if that advanced it."""
         released = False
@@ -242,6 +250,10 @@ class SourceOperator(Operator):
                 if splits is not None and self.split_watermarks is not None:
                     self.split_watermarks.restore(splits, task.clock_ms())
             assigned = self.reader.assigned_splits()
+            if assigned is not None and self.split_watermarks is not None:
+                # Restored at another parallelism, the state holds every old reader's
+                # splits: this reader keeps its own.
+                self.split_watermarks.keep_only(assigned)
             if assigned and self.split_watermarks is not None and self.generator is not None:
                 self.split_watermarks.register(assigned, task.clock_ms())
                 self._splits_assigned = True
