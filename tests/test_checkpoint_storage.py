@@ -141,3 +141,45 @@ def test_a_killed_holder_leaves_the_directory_free(tmp_path: Path) -> None:
         holder.wait(10)
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_a_process_forked_while_the_directory_is_held_does_not_keep_it(tmp_path: Path) -> None:
+    claim = CheckpointStorage(tmp_path).claim()
+    ready, tell = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only waits to be killed
+        import time
+
+        os.write(tell, b"up")  # after the fork hooks ran
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(ready, 2) == b"up"
+        claim.release()
+        assert DirectoryClaim.holder(tmp_path) is None  # the child's copy was closed
+        CheckpointStorage(tmp_path).claim().release()
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        os.close(ready)
+        os.close(tell)
+
+
+def test_a_claim_waits_out_a_look_at_the_holder(tmp_path: Path) -> None:
+    import threading
+
+    storage = CheckpointStorage(tmp_path)
+    done = threading.Event()
+
+    def look() -> None:
+        while not done.is_set():
+            DirectoryClaim.holder(tmp_path)
+
+    looker = threading.Thread(target=look)
+    looker.start()
+    try:
+        for _ in range(300):  # each would fail now and then if a look made it give up
+            storage.claim().release()
+    finally:
+        done.set()
+        looker.join()

@@ -314,3 +314,34 @@ def test_a_source_of_one_reader_restores_at_any_parallelism(tmp_path: Path) -> N
     run(1, restore=False)
     run(2, restore=True)  # one reader before and after, at its end: nothing again
     assert sorted(sink.results) == [2, 4, 6]
+
+
+def test_checkpoints_are_paced_by_interval_duration_and_min_pause() -> None:
+    from fraudstream.runtime.checkpoints import next_checkpoint_due
+
+    assert next_checkpoint_due(0, 10, 1000, 0) == 1000  # quick: every interval from the start
+    assert next_checkpoint_due(0, 1500, 1000, 0) == 3000  # took 1.5 s: as long again for records
+    assert next_checkpoint_due(0, 10, 1000, 5000) == 5010  # the min pause after its end
+
+
+@pytest.mark.parametrize(("min_pause", "most"), [(0, None), (1000, 7)])
+def test_the_min_pause_between_checkpoints_is_kept(
+    tmp_path: Path, min_pause: int, most: int | None
+) -> None:
+    clock = ManualClock(0)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_processing_time_clock(clock).set_batch_size(1).enable_checkpointing(100)
+    config = env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+    config.set_min_pause_between_checkpoints(min_pause)
+    steps: list[Any] = []
+    for n in range(50):  # 5 s of processing time, a record every 100 ms
+        steps += [AdvanceProcessingTime(100), n]
+    env.from_source(ScriptedSource(steps, clock), WatermarkStrategy.no_watermarks(), "n").uid(
+        "n"
+    ).sink_to(CapturingSink()).uid("out")
+    env.execute()
+    taken = max(int(p.name[4:]) for p in tmp_path.glob("chk-*"))  # ids count them all
+    if most is None:
+        assert taken >= 45  # one per interval
+    else:
+        assert 4 <= taken <= most  # one per second and the final one

@@ -18,7 +18,10 @@ COUNT = 500_000
 SEED = 11
 
 
-def command(out: Path, checkpoints: Path, workers: int, *extra: str) -> list[str]:
+def command(
+    out: Path, checkpoints: Path, workers: int, *extra: str, rate: int | None = None
+) -> list[str]:
+    paced = f",rate={rate}" if rate else ""  # the same transactions, at most rate per second
     return [
         sys.executable,
         "-m",
@@ -26,7 +29,7 @@ def command(out: Path, checkpoints: Path, workers: int, *extra: str) -> list[str
         "job",
         "tutorial",
         "--source",
-        f"generator:count={COUNT},seed={SEED}",
+        f"generator:count={COUNT},seed={SEED}{paced}",
         "--sink",
         f"jsonl:{out}",
         "--checkpoint-dir",
@@ -201,7 +204,9 @@ def test_a_second_job_on_a_running_jobs_directory_fails_and_takes_nothing(
     subprocess.run(command(expected_out, tmp_path / "e", 1), check=True, timeout=60)
 
     out, checkpoints = tmp_path / "out.jsonl", tmp_path / "chk"
-    first = subprocess.Popen(command(out, checkpoints, 1), stdout=subprocess.DEVNULL)
+    first = subprocess.Popen(  # runs for about 5 s
+        command(out, checkpoints, 1, rate=COUNT // 5), stdout=subprocess.DEVNULL
+    )
     try:
         assert wait_for(lambda: published(checkpoints) >= 1, first)
         second = subprocess.run(

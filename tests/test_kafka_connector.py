@@ -419,3 +419,54 @@ def test_a_job_restored_at_another_parallelism_reads_each_record_once(
     assert sorted(sink.results) == [i for i in range(200) if i // 4 < 20]
     run(then, 50, restore=True)
     assert Counter(sink.results) == Counter(range(200))
+
+
+def test_a_reader_restored_at_another_parallelism_follows_only_its_partitions_watermarks(
+    kafka_broker: KafkaBroker, kafka_topic: Topic, tmp_path: Path
+) -> None:
+    import time
+
+    from fraudstream.datastream.functions import ProcessFunction
+    from fraudstream.exceptions import JobFailedError
+
+    # Record i is at 1000 + i ms in partition i % 4. Restored from 1 reader to 2, a reader
+    # that kept the checkpointed watermarks of the other reader's partitions would be held
+    # back at their times for the rest of the run.
+    topic = kafka_topic("rescale-watermarks")
+    create_topic(kafka_broker.bootstrap, topic, 4)
+    produce(kafka_broker.bootstrap, topic, [encode({"n": i}) for i in range(400)], 4)
+
+    class Watermarks(ProcessFunction):
+        seen = 0
+        fail_after: int | None = None
+
+        def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Any:
+            Watermarks.seen += 1
+            if Watermarks.fail_after is not None:
+                time.sleep(0.002)  # checkpoints (every 5 ms) come between records
+                if Watermarks.seen > Watermarks.fail_after:
+                    raise RuntimeError("crash")
+            yield ctx.timer_service().current_watermark()
+
+    def run(parallelism: int, restore: bool) -> list[int]:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).set_batch_size(4).enable_checkpointing(5)
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
+        if restore:
+            env.restore_from("latest")
+        source = KafkaSource(
+            kafka_broker.bootstrap, topic, decode, stop_offsets=dict.fromkeys(range(4), 100)
+        )
+        sink = CapturingSink()
+        env.from_source(source, WatermarkStrategy.for_monotonous_timestamps(), "kafka-in").uid(
+            "kafka-in"
+        ).process(Watermarks()).uid("probe").sink_to(sink).uid("out")
+        env.execute("rescale watermarks")
+        return sink.results
+
+    Watermarks.fail_after = 100  # a crash in the middle of every partition
+    with pytest.raises(JobFailedError, match="crash"):
+        run(1, restore=False)
+    Watermarks.fail_after = None
+    assert any(tmp_path.glob("chk-*"))
+    assert max(run(2, restore=True)) > 1000 + 300

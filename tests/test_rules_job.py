@@ -517,11 +517,14 @@ def test_avg_of_no_events_is_no_alert_not_a_crash() -> None:
 def stored_events(checkpoint: Path) -> dict[int, int]:
     """Events kept per rule over all keys, in the rules operator's checkpointed state."""
     from fraudstream.runtime.checkpoints import CheckpointStorage
+    from fraudstream.state.base import unpickled
 
     payload = CheckpointStorage.load(checkpoint).payload
     per_rule: dict[int, int] = {}
     for snapshot in payload["operators"]["rules-dynamic-alert"]:
-        _kind, table = snapshot["state"].get("rule-windows", ("value", {}))
+        state = unpickled(snapshot["state"])
+        assert isinstance(state, dict)  # the memory backend's tables
+        _kind, table = state.get("rule-windows", ("value", {}))
         for keyed in table.values():
             if isinstance(keyed, tuple):  # a key's only event: (t, rule_id, value, ...)
                 for rule_id in keyed[1::2]:

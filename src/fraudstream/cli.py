@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    warnings.showwarning = _show_warning
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         result: int = options.handler(options)
         return result
@@ -70,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"fraudstream: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        warnings.showwarning = shown
 
 
 def _show_warning(message: Warning | str, *_where: Any, **_more: Any) -> None:

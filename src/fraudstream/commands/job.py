@@ -146,6 +146,8 @@ def _check_checkpoint_options(options: argparse.Namespace) -> None:
         except CheckpointError as exc:
             raise ConfigurationError(str(exc)) from None
     restore = options.from_checkpoint
+    if options.engine == "flink":
+        return  # Flink keeps its own checkpoints: its launcher says what it cannot restore
     if restore and restore != "latest" and not (Path(restore) / "_metadata").is_file():
         what = "is not a checkpoint (no _metadata)" if Path(restore).exists() else "does not exist"
         raise ConfigurationError(

@@ -128,4 +128,5 @@ def execute_with_savepoint_signal(env: Any, job_name: str, checkpoint_dir: str |
         signal.signal(signal.SIGUSR2, previous_stop)
         if written:
             with contextlib.suppress(OSError):
-                pid_file.unlink()
+                if pid_file.read_text(encoding="utf-8").strip() == str(os.getpid()):
+                    pid_file.unlink()  # not a next job's, started since this one ended

@@ -22,6 +22,7 @@ class CheckpointConfig:
         self.storage_dir: str | None = None
         self.retained = 3
         self.timeout_ms = 600_000
+        self.min_pause_ms = 0
 
     def set_checkpoint_storage_dir(self, checkpoint_path: str) -> CheckpointConfig:
         """Directory for checkpoints (a ``file://`` URI or a path)."""
@@ -45,10 +46,26 @@ class CheckpointConfig:
         self.timeout_ms = checkpoint_timeout
         return self
 
+    def set_min_pause_between_checkpoints(
+        self, min_pause_between_checkpoints: int
+    ) -> CheckpointConfig:
+        """At least this many ms from the end of a checkpoint to the start of the next.
+
+        Checkpoints are also never closer than the last one took (they pause the job).
+        """
+        if min_pause_between_checkpoints < 0:
+            raise ValueError(f"min pause must be >= 0 ms, got {min_pause_between_checkpoints}")
+        self.min_pause_ms = int(min_pause_between_checkpoints)
+        return self
+
+    def get_min_pause_between_checkpoints(self) -> int:
+        """The minimum pause between checkpoints, in ms."""
+        return self.min_pause_ms
+
     def _accept(self, *args: Any, **kwargs: Any) -> CheckpointConfig:
         return self
 
-    set_checkpointing_mode = set_min_pause_between_checkpoints = _accept
+    set_checkpointing_mode = _accept
     set_max_concurrent_checkpoints = set_tolerable_checkpoint_failure_number = _accept
     enable_unaligned_checkpoints = disable_unaligned_checkpoints = _accept
     set_externalized_checkpoint_retention = enable_externalized_checkpoints = _accept

@@ -19,7 +19,7 @@ restore only checkpoints you trust, since unpickling crafted data can run code.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import json
 import os
@@ -27,11 +27,17 @@ import pickle
 import shutil
 import time
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import CheckpointError
+
+try:
+    import fcntl
+except ImportError:  # Windows: checkpoint directories are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:  # the state package imports the API, which imports the runtime
     from fraudstream.state.files import StateFile
@@ -42,6 +48,7 @@ __all__ = [
     "CheckpointStorage",
     "DirectoryClaim",
     "LoadedCheckpoint",
+    "next_checkpoint_due",
     "state_files_of",
 ]
 
@@ -56,12 +63,22 @@ LOCK_FILE = "_lock"
 class DirectoryClaim:
     """A running job's exclusive claim on its checkpoint directory (``flock`` on ``_lock``).
 
-    The lock goes with the process: a job that is killed releases it (forked worker
-    processes share it and exit with the job). The file keeps the holder's process id,
-    for messages and for ``fraudstream savepoint``.
+    The lock goes with the process: a job that is killed releases it. Processes forked
+    while it is held (the job's workers, or any other code's) do not keep it: their
+    copy of the file is closed after the fork, so the lock ends with the job. The file
+    keeps the holder's process id, for messages and for ``fraudstream savepoint``.
+    Where ``fcntl`` does not exist (Windows), directories are not locked.
     """
 
+    #: How long a claim waits for a lock held for a moment (``holder`` looking at it).
+    WAIT_S = 0.2
+    _held: weakref.WeakSet[DirectoryClaim] = weakref.WeakSet()
+    _fork_hook = False
+
     def __init__(self, directory: Path) -> None:
+        self._handle: Any = None
+        if fcntl is None:
+            return
         path = directory / LOCK_FILE
         try:
             handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
@@ -69,33 +86,60 @@ class DirectoryClaim:
             raise CheckpointError(
                 f"checkpoint directory {str(directory)!r} cannot be locked: {exc}"
             ) from exc
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            handle.close()
-            who = f" (process {holder})" if holder.isdigit() else ""
-            raise CheckpointError(
-                f"checkpoint directory {str(directory)!r} is in use by another running "
-                f"job{who}: two jobs writing one directory would mix their checkpoints and "
-                "output; stop it, or give this job a directory of its own"
-            ) from None
+        deadline = time.monotonic() + self.WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                handle.seek(0)
+                holder = handle.read().strip()
+                handle.close()
+                who = f" (process {holder})" if holder.isdigit() else ""
+                raise CheckpointError(
+                    f"checkpoint directory {str(directory)!r} is in use by another running "
+                    f"job{who}: two jobs writing one directory would mix their checkpoints "
+                    "and output; stop it, or give this job a directory of its own"
+                ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
-        self._handle: Any = handle
+        self._handle = handle
+        DirectoryClaim._held.add(self)
+        if not DirectoryClaim._fork_hook:
+            os.register_at_fork(after_in_child=DirectoryClaim._forget_in_child)
+            DirectoryClaim._fork_hook = True
+
+    @staticmethod
+    def _forget_in_child() -> None:
+        # Closing the child's copy leaves the parent's lock as it is (flock locks belong to
+        # the open file, which the parent still has open).
+        for claim in list(DirectoryClaim._held):
+            handle, claim._handle = claim._handle, None
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    handle.close()
+        DirectoryClaim._held.clear()
 
     def release(self) -> None:
         """Give the directory up (idempotent)."""
         handle, self._handle = self._handle, None
+        DirectoryClaim._held.discard(self)
         if handle is not None:
             handle.close()
 
     @staticmethod
     def holder(directory: str | os.PathLike[str]) -> int | None:
-        """The process id of the job that holds ``directory``, or ``None`` if none does."""
+        """The process id of the job that holds ``directory``, or ``None`` if none does.
+
+        Looks by taking a shared lock for a moment: a job starting meanwhile waits for it.
+        """
+        if fcntl is None:
+            return None
         try:
             handle = open(Path(directory) / LOCK_FILE, encoding="utf-8")  # noqa: SIM115
         except OSError:
@@ -108,6 +152,17 @@ class DirectoryClaim:
                 return int(text) if text.isdigit() and int(text) > 1 else None
             fcntl.flock(handle, fcntl.LOCK_UN)
             return None
+
+
+def next_checkpoint_due(started: float, ended: float, interval: float, min_pause: float) -> float:
+    """When the checkpoint after one taken from ``started`` to ``ended`` is due (any unit).
+
+    Every ``interval`` from the start of the last one, as Flink counts, but no sooner than
+    ``min_pause`` after its end, nor sooner than it took: checkpoints pause the job (until
+    the state is copied), so one that takes longer than the interval, followed at once by
+    the next, would leave the job no time for records at all.
+    """
+    return max(started + interval, ended + max(min_pause, ended - started))
 
 
 def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:

@@ -22,6 +22,7 @@ from fraudstream.runtime.checkpoints import (
     CheckpointStorage,
     DirectoryClaim,
     LoadedCheckpoint,
+    next_checkpoint_due,
     state_files_of,
 )
 from fraudstream.runtime.clock import Clock
@@ -262,7 +263,8 @@ class JobRunner:
                 raise CheckpointError(
                     f"source {uid!r} was checkpointed with {old_readers} readers and cannot "
                     f"be restored with {readers}: its positions belong to its readers; "
-                    f"restore with parallelism {old_parallelism}"
+                    f"restore it with {old_readers} (the job's parallelism then was "
+                    f"{old_parallelism})"
                 )
             states = [_merged_reader_state(present, position) for position in positions]
         for op in ops:
@@ -372,9 +374,11 @@ class JobRunner:
             self.stop_stepwise()
             raise
         if not more:
-            if self.coordinator is not None and not self.cancelled:
-                self.coordinator.on_finished(self.executor.plan)
-            self.stop_stepwise()
+            try:
+                if self.coordinator is not None and not self.cancelled:
+                    self.coordinator.on_finished(self.executor.plan)
+            finally:
+                self.stop_stepwise()
         return more
 
     def stop_stepwise(self) -> None:
@@ -476,7 +480,12 @@ class CheckpointCoordinator:
             return
         if self.next_due is not None and now_ms >= self.next_due:
             self.checkpoint(plan, now_ms)
-            self.next_due = now_ms + self.interval_ms
+            ended = max(now_ms, self.runner.clock.now_ms())
+            self.next_due = int(
+                next_checkpoint_due(
+                    now_ms, ended, self.interval_ms, self.runner.checkpoint_config.min_pause_ms
+                )
+            )
 
     def checkpoint(self, plan: JobPlan, now_ms: int, savepoint: bool = False) -> Path | None:
         """Take checkpoint (or savepoint) number ``next_id``."""

@@ -11,6 +11,7 @@ restore can keep just the keys of the key groups the restoring instance owns
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,10 +20,22 @@ from fraudstream.datastream.state import State, StateDescriptor
 from fraudstream.exceptions import ConfigurationError
 from fraudstream.state.files import StateFile
 
-__all__ = ["KeyedStateBackend", "StateSnapshot"]
+__all__ = ["AnySnapshot", "KeyedStateBackend", "StateSnapshot", "unpickled"]
 
 #: state name -> (descriptor kind, {key: stored value})
 StateSnapshot = dict[str, tuple[str, dict[Any, Any]]]
+#: What a backend's ``snapshot`` returns: the tables, a state file an on-disk backend
+#: wrote, or the tables pickled once (the heap backend: immutable bytes, independent of
+#: later changes, that the checkpoint stores as they are instead of pickling a copy again).
+AnySnapshot = StateSnapshot | StateFile | bytes
+
+
+def unpickled(snapshot: AnySnapshot) -> StateSnapshot | StateFile:
+    """``snapshot`` with pickled tables loaded (every backend restores every form)."""
+    if isinstance(snapshot, bytes):
+        tables: StateSnapshot = pickle.loads(snapshot)
+        return tables
+    return snapshot
 
 
 class KeyedStateBackend(ABC):
@@ -88,15 +101,15 @@ class KeyedStateBackend(ABC):
         """Names of all registered states."""
 
     @abstractmethod
-    def snapshot(self) -> StateSnapshot | StateFile:
+    def snapshot(self) -> AnySnapshot:
         """A consistent copy of all state, independent of later changes.
 
-        In-memory backends return the data; on-disk backends may stream it to a
-        :class:`~fraudstream.state.files.StateFile` and return its descriptor.
+        In-memory backends return the data (pickled once); on-disk backends may stream it
+        to a :class:`~fraudstream.state.files.StateFile` and return its descriptor.
         """
 
     @abstractmethod
-    def restore(self, snapshot: StateSnapshot | StateFile, keep: Callable[[Any], bool]) -> None:
+    def restore(self, snapshot: AnySnapshot, keep: Callable[[Any], bool]) -> None:
         """Load ``snapshot``, keeping only keys for which ``keep(key)`` is true.
 
         Every backend loads both forms, so a checkpoint taken with one backend

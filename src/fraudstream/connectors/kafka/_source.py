@@ -287,8 +287,12 @@ class KafkaSourceReader(SourceReader[T]):
         return self._timestamps
 
     def assigned_splits(self) -> Sequence[int] | None:
-        """This reader's partitions: each holds the watermark back until it is read."""
-        return list(self.partitions) or None
+        """This reader's partitions: each holds the watermark back until it is read.
+
+        Empty when it has none (more readers than partitions): it then keeps no restored
+        partition's watermark either.
+        """
+        return list(self.partitions)
 
     def finished_splits(self) -> Sequence[int] | None:
         """Partitions read to their end: they stop holding the watermark back.

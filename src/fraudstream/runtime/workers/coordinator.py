@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudstream.exceptions import ConfigurationError, JobFailedError
-from fraudstream.runtime.checkpoints import CheckpointStorage, LoadedCheckpoint, state_files_of
+from fraudstream.runtime.checkpoints import (
+    CheckpointStorage,
+    LoadedCheckpoint,
+    next_checkpoint_due,
+    state_files_of,
+)
 from fraudstream.runtime.clock import SystemClock
 from fraudstream.runtime.gcscope import frozen_heap
 from fraudstream.runtime.workers.pipes import COORDINATOR, FrameWriter, Mesh
@@ -200,6 +205,7 @@ class ProcessCoordinator:
         runner = self.runner
         interval = runner.checkpoint_interval_ms / 1000 if runner.checkpoint_interval_ms else None
         next_due = time.monotonic() + interval if interval else None
+        min_pause = runner.checkpoint_config.min_pause_ms / 1000
         next_id = runner.first_checkpoint_id(storage)
         pending: dict[str, Any] | None = None
         done: set[int] = set()
@@ -238,6 +244,10 @@ class ProcessCoordinator:
                 pending["acks"][message[1]] = message[3]
                 if len(pending["acks"]) == self.participants:
                     self._publish(storage, pending, writers)
+                    if interval:
+                        next_due = next_checkpoint_due(
+                            pending["started"], time.monotonic(), interval, min_pause
+                        )
                     pending = None
                     if self.stop_after_savepoint:
                         runner.cancel()

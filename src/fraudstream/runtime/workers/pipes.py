@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from fraudstream.exceptions import ConfigurationError
+
 __all__ = ["COORDINATOR", "FrameReader", "FrameWriter", "Mesh", "wait"]
 
 #: The sender index of the coordinator (the job's own thread).
@@ -178,6 +180,30 @@ def data_pipe_bytes(pipes: int) -> int:
     return size
 
 
+def _ensure_descriptors(needed: int) -> None:
+    """Room for ``needed`` more open files, raising the soft limit up to the hard one.
+
+    A mesh of ``n`` workers holds ``2 n^2`` pipe ends in the coordinator until it forks;
+    the usual soft limit of 1024 ends at about 22 workers.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed + 256  # the process's own files, sockets, a state backend's
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    if soft < want:
+        raise ConfigurationError(
+            f"{needed // 2} pipes between the worker processes need about {want} open files, "
+            f"more than this process may open ({soft}; raise it with `ulimit -n`), or use "
+            "fewer worker processes"
+        )
+
+
 class Mesh:
     """One pipe per (sender, receiver) between ``participants`` and the coordinator.
 
@@ -193,6 +219,7 @@ class Mesh:
         # control messages, which the default size holds.
         self.data_bytes = data_pipe_bytes(participants * (participants - 1))
         senders = [COORDINATOR, *range(participants)]
+        _ensure_descriptors(2 * participants * participants)
         try:
             for receiver in range(participants):
                 for sender in senders:

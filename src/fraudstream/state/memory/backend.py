@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fraudstream.datastream.state import State, StateDescriptor
-from fraudstream.state.base import KeyedStateBackend, StateSnapshot
+from fraudstream.state.base import AnySnapshot, KeyedStateBackend, unpickled
 from fraudstream.state.files import StateFile, read_state_file
 from fraudstream.state.memory import states, ttl_states
 
@@ -59,19 +59,24 @@ class HeapKeyedStateBackend(KeyedStateBackend):
         """Names of all registered or restored states."""
         return list(self._tables)
 
-    def snapshot(self) -> StateSnapshot | StateFile:
-        """A deep copy of all tables (pickled round trip keeps user objects independent)."""
+    def snapshot(self) -> AnySnapshot:
+        """All tables pickled once: bytes no later change of a user object can reach.
+
+        Pickled once and stored as they are: a copy made by a pickle round trip would be
+        pickled again by the checkpoint (three passes over the state instead of one, and
+        checkpoints of a large state are taken with the job paused).
+        """
         kinds = {name: d.kind for name, d in self._descriptors.items()}
         data = {name: (kinds.get(name, "value"), table) for name, table in self._tables.items()}
-        copy: StateSnapshot = pickle.loads(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-        return copy
+        return pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def restore(self, snapshot: StateSnapshot | StateFile, keep: Callable[[Any], bool]) -> None:
+    def restore(self, snapshot: AnySnapshot, keep: Callable[[Any], bool]) -> None:
         """Load the keys of ``snapshot`` that ``keep`` accepts, into the existing tables.
 
         ``snapshot`` may be a state file an on-disk backend wrote: its entries are
         read one at a time.
         """
+        snapshot = unpickled(snapshot)
         if isinstance(snapshot, StateFile):
             tables = {
                 number.to_bytes(2, "big"): self._tables.setdefault(name, {})

@@ -26,7 +26,7 @@ from typing import Any
 from fraudstream.datastream.state import State, StateDescriptor
 from fraudstream.exceptions import ConfigurationError
 from fraudstream.runtime.keygroups import assign_to_key_group
-from fraudstream.state.base import KeyedStateBackend, StateSnapshot
+from fraudstream.state.base import AnySnapshot, KeyedStateBackend, StateSnapshot, unpickled
 from fraudstream.state.files import (
     StateFile,
     read_state_file,
@@ -161,8 +161,9 @@ class RocksDBKeyedStateBackend(KeyedStateBackend):
         target = directory / f"keyed-{uuid.uuid4().hex}.kv"
         return write_state_file(target, self._numbers(), self._entries(view))
 
-    def restore(self, snapshot: StateSnapshot | StateFile, keep: Callable[[Any], bool]) -> None:
+    def restore(self, snapshot: AnySnapshot, keep: Callable[[Any], bool]) -> None:
         """Load the entries of ``snapshot`` that belong to this instance's key groups."""
+        snapshot = unpickled(snapshot)
         if isinstance(snapshot, StateFile):
             self._restore_file(snapshot)
             return
