@@ -183,3 +183,16 @@ def test_a_claim_waits_out_a_look_at_the_holder(tmp_path: Path) -> None:
     finally:
         done.set()
         looker.join()
+
+
+def test_keyed_state_that_cannot_be_decoded_makes_latest_fall_back(tmp_path: Path) -> None:
+    storage = CheckpointStorage(tmp_path)
+    storage.write(1, snap(1))
+    # The heap backend stores its tables pickled once; these bytes are no pickle at all
+    # (as the pickle of a class since removed cannot be loaded either).
+    newest = storage.write(2, {"operators": {"keyed": [{"state": b"\x80\x05gone"}]}})
+    with pytest.raises(CheckpointError, match="cannot be decoded"):
+        CheckpointStorage.load(newest)
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        latest = storage.latest()
+    assert latest is not None and latest.payload == snap(1)

@@ -230,3 +230,24 @@ def test_a_second_job_on_a_running_jobs_directory_fails_and_takes_nothing(
         command(out, checkpoints, 1, "--from-checkpoint", str(stopped)), check=True, timeout=60
     )
     assert lines(out) == lines(expected_out)
+
+
+@pytest.mark.slow
+def test_stop_with_savepoint_waits_for_the_savepoint_behind_a_running_checkpoint(
+    tmp_path: Path,
+) -> None:
+    # Checkpoints every millisecond in 2 workers: the stop usually finds one under way,
+    # whose completion must not stop the job before the savepoint is taken.
+    for attempt in range(4):
+        out, checkpoints = tmp_path / f"out{attempt}.jsonl", tmp_path / f"chk{attempt}"
+        job = command(out, checkpoints, 2, rate=COUNT // 5)
+        job[job.index("--checkpoint-interval") + 1] = "1"
+        process = subprocess.Popen(job, stdout=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda c=checkpoints: published(c) >= 3, process)
+            take_savepoint(checkpoints, "--stop")
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -372,6 +372,18 @@ class CheckpointStorage:
             raise CheckpointError(
                 f"checkpoint {str(where)!r} is corrupted: its state is not a checkpoint's"
             )
+        for snapshots in operators.values():
+            for snapshot in snapshots:
+                # Keyed state the heap backend pickled once: decoded here, once for every
+                # instance that restores from it, and a failure (a class that is gone) is
+                # this checkpoint's, so ``latest`` falls back.
+                if isinstance(snapshot, dict) and isinstance(snapshot.get("state"), bytes):
+                    try:
+                        snapshot["state"] = pickle.loads(snapshot["state"])
+                    except Exception as exc:
+                        raise CheckpointError(
+                            f"checkpoint {str(where)!r} cannot be decoded: {exc}"
+                        ) from exc
         return LoadedCheckpoint(checkpoint_id, where, payload)
 
     def latest(self) -> LoadedCheckpoint | None:

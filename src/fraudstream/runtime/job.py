@@ -480,7 +480,7 @@ class CheckpointCoordinator:
             return
         if self.next_due is not None and now_ms >= self.next_due:
             self.checkpoint(plan, now_ms)
-            ended = max(now_ms, self.runner.clock.now_ms())
+            ended = now_ms + self.last_duration_ms  # measured on a monotonic clock
             self.next_due = int(
                 next_checkpoint_due(
                     now_ms, ended, self.interval_ms, self.runner.checkpoint_config.min_pause_ms

@@ -248,9 +248,11 @@ class ProcessCoordinator:
                         next_due = next_checkpoint_due(
                             pending["started"], time.monotonic(), interval, min_pause
                         )
-                    pending = None
-                    if self.stop_after_savepoint:
+                    # A periodic checkpoint under way when the stop was asked for is not
+                    # the savepoint: that one is triggered next.
+                    if self.stop_after_savepoint and pending["savepoint"]:
                         runner.cancel()
+                    pending = None
         if storage is not None:
             self._final_checkpoint(storage, next_id, pending, writers, results)
 
