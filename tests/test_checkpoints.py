@@ -268,6 +268,17 @@ def test_a_job_restored_without_a_checkpoint_directory_numbers_after_the_restore
     assert ids and min(ids) > newest  # (what it commits again keeps its old id)
 
 
+def checkpointing_env(directory: Path, parallelism: int, restore: bool) -> Any:
+    """An environment checkpointing into ``directory`` (its final checkpoint at the end of
+    input), restored from its latest checkpoint when ``restore``."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism).enable_checkpointing(60_000)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(directory))
+    if restore:
+        env.restore_from("latest")
+    return env
+
+
 @pytest.mark.parametrize("then", [1, 3])
 def test_a_source_whose_positions_belong_to_its_readers_keeps_their_number(
     tmp_path: Path, then: int
@@ -277,11 +288,7 @@ def test_a_source_whose_positions_belong_to_its_readers_keeps_their_number(
     sink = CapturingSink()  # one sink over the runs: a commit made again is not new output
 
     def run(parallelism: int, restore: bool) -> None:
-        env = StreamExecutionEnvironment.get_execution_environment()
-        env.set_parallelism(parallelism).enable_checkpointing(60_000)
-        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
-        if restore:
-            env.restore_from("latest")
+        env = checkpointing_env(tmp_path, parallelism, restore)
         source = TransactionGenerator(seed=1, count=5000)
         env.from_source(source, WatermarkStrategy.no_watermarks(), "tx").uid("tx").map(
             lambda t: t.transaction_id
@@ -301,11 +308,7 @@ def test_a_source_of_one_reader_restores_at_any_parallelism(tmp_path: Path) -> N
     sink = CapturingSink()
 
     def run(parallelism: int, restore: bool) -> None:
-        env = StreamExecutionEnvironment.get_execution_environment()
-        env.set_parallelism(parallelism).enable_checkpointing(60_000)
-        env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path))
-        if restore:
-            env.restore_from("latest")
+        env = checkpointing_env(tmp_path, parallelism, restore)
         env.from_collection([1, 2, 3]).uid("numbers").map(lambda n: n * 2).uid("double").sink_to(
             sink
         ).uid("out")
