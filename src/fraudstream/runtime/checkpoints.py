@@ -28,6 +28,7 @@ import shutil
 import time
 import warnings
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,16 +166,20 @@ def next_checkpoint_due(started: float, ended: float, interval: float, min_pause
     return max(started + interval, ended + max(min_pause, ended - started))
 
 
+def _keyed_snapshots(operators: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """The snapshots of keyed instances in an operator snapshot map (those with ``state``)."""
+    for snapshots in operators.values():
+        for snapshot in snapshots:
+            if isinstance(snapshot, dict) and "state" in snapshot:
+                yield snapshot
+
+
 def state_files_of(operators: dict[str, list[Any]]) -> list[StateFile]:
     """The state files an operator snapshot map refers to (keyed state of disk backends)."""
     from fraudstream.state.files import StateFile
 
-    found = []
-    for snapshots in operators.values():
-        for snapshot in snapshots:
-            if isinstance(snapshot, dict) and isinstance(snapshot.get("state"), StateFile):
-                found.append(snapshot["state"])
-    return found
+    snapshots = _keyed_snapshots(operators)
+    return [s["state"] for s in snapshots if isinstance(s["state"], StateFile)]
 
 
 def _sha256_of(path: Path) -> str:
@@ -372,18 +377,17 @@ class CheckpointStorage:
             raise CheckpointError(
                 f"checkpoint {str(where)!r} is corrupted: its state is not a checkpoint's"
             )
-        for snapshots in operators.values():
-            for snapshot in snapshots:
-                # Keyed state the heap backend pickled once: decoded here, once for every
-                # instance that restores from it, and a failure (a class that is gone) is
-                # this checkpoint's, so ``latest`` falls back.
-                if isinstance(snapshot, dict) and isinstance(snapshot.get("state"), bytes):
-                    try:
-                        snapshot["state"] = pickle.loads(snapshot["state"])
-                    except Exception as exc:
-                        raise CheckpointError(
-                            f"checkpoint {str(where)!r} cannot be decoded: {exc}"
-                        ) from exc
+        for snapshot in _keyed_snapshots(operators):
+            # Keyed state the heap backend pickled once: decoded here, once for every
+            # instance that restores from it, and a failure (a class that is gone) is this
+            # checkpoint's, so ``latest`` falls back.
+            if isinstance(snapshot["state"], bytes):
+                try:
+                    snapshot["state"] = pickle.loads(snapshot["state"])
+                except Exception as exc:
+                    raise CheckpointError(
+                        f"checkpoint {str(where)!r} cannot be decoded: {exc}"
+                    ) from exc
         return LoadedCheckpoint(checkpoint_id, where, payload)
 
     def latest(self) -> LoadedCheckpoint | None:
